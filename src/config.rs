@@ -1,0 +1,351 @@
+//! System configuration (SPEC §8, seed 002): defaults, then `steward.toml` (or `--config FILE`),
+//! then `STEWARD_<KEY>` environment variables, then command-line flags; validated before use.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::scheduler::Strategy;
+
+/// Every key of the system configuration. Field docs say why a knob exists.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// Where the SQLite database, results and logs live unless told otherwise.
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; a `sqlite://` URL or a path selects SQLite; unset
+    /// means `<data_dir>/steward.db`.
+    pub database_url: Option<String>,
+    /// Files named in task configs must lie under one of these (default: the data dir).
+    pub data_roots: Vec<PathBuf>,
+    pub result_dir: Option<PathBuf>,
+    pub log_dir: Option<PathBuf>,
+    /// Upper bound on running (and paused) tasks across the server.
+    pub max_parallel_tasks: usize,
+    /// Per-type bounds on running tasks, e.g. `{"video_processing": 1}`.
+    pub type_limits: BTreeMap<String, usize>,
+    /// Timeout for tasks that set none; 0 means no timeout.
+    pub default_timeout_secs: f64,
+    pub scheduling_strategy: Strategy,
+    /// Seconds of waiting worth one priority level under the `priority` strategy (ageing).
+    pub priority_ageing_secs: f64,
+    /// When false nothing new starts; running work goes on.
+    pub queue_enabled: bool,
+    /// Admission control: no new starts while system CPU / memory use is above these.
+    pub max_cpu_percent: f64,
+    pub max_memory_percent: f64,
+    /// How many tasks the built-in in-process unit runs at once.
+    pub local_unit_capacity: usize,
+    /// Grace period between SIGTERM and SIGKILL when a command task is cancelled.
+    pub kill_grace_secs: f64,
+    pub max_batch_tasks: usize,
+    pub unit_heartbeat_timeout_secs: f64,
+    pub stall_timeout_secs: f64,
+    pub event_retention_secs: f64,
+    pub history_retention_days: f64,
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Database connections for readers (the writer has its own).
+    pub db_pool_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            data_roots: Vec::new(),
+            result_dir: None,
+            log_dir: None,
+            max_parallel_tasks: 8,
+            type_limits: BTreeMap::new(),
+            default_timeout_secs: 3600.0,
+            scheduling_strategy: Strategy::Priority,
+            priority_ageing_secs: 60.0,
+            queue_enabled: true,
+            max_cpu_percent: 100.0,
+            max_memory_percent: 100.0,
+            local_unit_capacity: 1024,
+            kill_grace_secs: 5.0,
+            max_batch_tasks: 100_000,
+            unit_heartbeat_timeout_secs: 30.0,
+            stall_timeout_secs: 300.0,
+            event_retention_secs: 86_400.0,
+            history_retention_days: 30.0,
+            log_level: "info".into(),
+            max_body_bytes: 64 * 1024 * 1024,
+            db_pool_size: 8,
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+const ENV_PREFIX: &str = "STEWARD_";
+
+impl Config {
+    /// Builds the configuration from every source in order and validates it.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut merged = as_map(&Config::default());
+        let file = overrides.config_file.clone().or_else(|| {
+            let default = PathBuf::from("steward.toml");
+            default.exists().then_some(default)
+        });
+        if let Some(path) = file {
+            merge(&mut merged, read_toml(&path)?);
+        }
+        let env = env_layer(&merged, std::env::vars())?;
+        merge(&mut merged, env);
+        let mut flags = Map::new();
+        if let Some(b) = &overrides.bind {
+            flags.insert("bind".into(), Value::String(b.clone()));
+        }
+        if let Some(d) = &overrides.data_dir {
+            flags.insert("data_dir".into(), Value::String(d.display().to_string()));
+        }
+        if let Some(u) = &overrides.database_url {
+            flags.insert("database_url".into(), Value::String(u.clone()));
+        }
+        merge(&mut merged, flags);
+        Config::from_map(merged)
+    }
+
+    /// Deserializes and validates a complete or partial key map over the defaults.
+    pub fn from_map(map: Map<String, Value>) -> Result<Config, ConfigError> {
+        let mut base = as_map(&Config::default());
+        merge(&mut base, map);
+        let config: Config = serde_json::from_value(Value::Object(base)).map_err(|e| {
+            let msg = e.to_string();
+            let key = msg
+                .split('`')
+                .nth(1)
+                .unwrap_or("config")
+                .to_string();
+            ConfigError::new(&key, msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and relations the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::new("bind", format!("'{}' is not ADDR:PORT ({e})", self.bind)))?;
+        positive("max_parallel_tasks", self.max_parallel_tasks as f64)?;
+        positive("local_unit_capacity", self.local_unit_capacity as f64)?;
+        positive("max_batch_tasks", self.max_batch_tasks as f64)?;
+        positive("priority_ageing_secs", self.priority_ageing_secs)?;
+        positive("unit_heartbeat_timeout_secs", self.unit_heartbeat_timeout_secs)?;
+        positive("stall_timeout_secs", self.stall_timeout_secs)?;
+        positive("db_pool_size", f64::from(self.db_pool_size))?;
+        positive("max_body_bytes", self.max_body_bytes as f64)?;
+        non_negative("default_timeout_secs", self.default_timeout_secs)?;
+        non_negative("kill_grace_secs", self.kill_grace_secs)?;
+        non_negative("event_retention_secs", self.event_retention_secs)?;
+        non_negative("history_retention_days", self.history_retention_days)?;
+        for (key, v) in [
+            ("max_cpu_percent", self.max_cpu_percent),
+            ("max_memory_percent", self.max_memory_percent),
+        ] {
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(ConfigError::new(key, format!("{v} is not in (0, 100]")));
+            }
+        }
+        for (ty, limit) in &self.type_limits {
+            if *limit == 0 {
+                return Err(ConfigError::new(
+                    "type_limits",
+                    format!("the limit for '{ty}' must be at least 1"),
+                ));
+            }
+        }
+        if log_filter(&self.log_level).is_none() {
+            return Err(ConfigError::new(
+                "log_level",
+                format!("'{}' is not one of error, warn, info, debug, trace", self.log_level),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or SQLite in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => self.data_dir.join("steward.db").display().to_string(),
+        }
+    }
+
+    /// The roots task files must lie under: the configured ones or the data dir.
+    pub fn effective_data_roots(&self) -> Vec<PathBuf> {
+        if self.data_roots.is_empty() {
+            vec![self.data_dir.clone()]
+        } else {
+            self.data_roots.clone()
+        }
+    }
+
+    /// This configuration as a JSON object, for the API and for layering.
+    pub fn to_map(&self) -> Map<String, Value> {
+        as_map(self)
+    }
+}
+
+/// The `log` filter for a configured level name.
+pub fn log_filter(level: &str) -> Option<log::LevelFilter> {
+    match level.to_ascii_lowercase().as_str() {
+        "error" => Some(log::LevelFilter::Error),
+        "warn" | "warning" => Some(log::LevelFilter::Warn),
+        "info" => Some(log::LevelFilter::Info),
+        "debug" => Some(log::LevelFilter::Debug),
+        "trace" => Some(log::LevelFilter::Trace),
+        "off" => Some(log::LevelFilter::Off),
+        _ => None,
+    }
+}
+
+fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{v} must be greater than 0")))
+    }
+}
+
+fn non_negative(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{v} must not be negative")))
+    }
+}
+
+fn as_map(config: &Config) -> Map<String, Value> {
+    match serde_json::to_value(config) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn merge(base: &mut Map<String, Value>, layer: Map<String, Value>) {
+    for (k, v) in layer {
+        base.insert(k, v);
+    }
+}
+
+fn read_toml(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("config", format!("cannot read {}: {e}", path.display())))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| ConfigError::new("config", format!("{}: {e}", path.display())))?;
+    match serde_json::to_value(table) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ConfigError::new("config", "the file is not a table")),
+    }
+}
+
+/// `STEWARD_<KEY>` variables for the keys that exist. A value is read as JSON where the key's
+/// default is not a string (numbers, booleans, maps), and taken literally otherwise.
+fn env_layer(
+    defaults: &Map<String, Value>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Map<String, Value>, ConfigError> {
+    let mut layer = Map::new();
+    for (name, raw) in vars {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        let Some(default) = defaults.get(&key) else {
+            continue;
+        };
+        let value = match default {
+            Value::String(_) => Value::String(raw),
+            Value::Array(_) if !raw.trim_start().starts_with('[') => Value::Array(
+                raw.split(',')
+                    .map(|s| Value::String(s.trim().to_string()))
+                    .filter(|v| v.as_str() != Some(""))
+                    .collect(),
+            ),
+            Value::Null => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
+            _ => serde_json::from_str(&raw).map_err(|_| {
+                ConfigError::new(&key, format!("{name}='{raw}' is not a valid value"))
+            })?,
+        };
+        layer.insert(key, value);
+    }
+    Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_variables_override_defaults_with_typed_values() {
+        let defaults = as_map(&Config::default());
+        let vars = vec![
+            ("STEWARD_MAX_PARALLEL_TASKS".to_string(), "1".to_string()),
+            ("STEWARD_BIND".to_string(), "0.0.0.0:9000".to_string()),
+            ("STEWARD_DATABASE_URL".to_string(), "postgres://x@y/z".to_string()),
+            ("STEWARD_SCHEDULING_STRATEGY".to_string(), "fifo".to_string()),
+            ("STEWARD_TYPE_LIMITS".to_string(), r#"{"sleep": 2}"#.to_string()),
+            ("OTHER".to_string(), "ignored".to_string()),
+        ];
+        let layer = env_layer(&defaults, vars.into_iter()).unwrap();
+        let config = Config::from_map(layer).unwrap();
+        assert_eq!(config.max_parallel_tasks, 1);
+        assert_eq!(config.bind, "0.0.0.0:9000");
+        assert_eq!(config.database_url.as_deref(), Some("postgres://x@y/z"));
+        assert_eq!(config.scheduling_strategy, Strategy::Fifo);
+        assert_eq!(config.type_limits.get("sleep"), Some(&2));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut m = Map::new();
+        m.insert("max_parallel_tasks".into(), Value::from(0));
+        assert_eq!(Config::from_map(m).unwrap_err().key, "max_parallel_tasks");
+        let mut m = Map::new();
+        m.insert("max_cpu_percent".into(), Value::from(150));
+        assert_eq!(Config::from_map(m).unwrap_err().key, "max_cpu_percent");
+        let mut m = Map::new();
+        m.insert("no_such_key".into(), Value::from(1));
+        assert!(Config::from_map(m).unwrap_err().message.contains("no_such_key"));
+        let vars = vec![("STEWARD_MAX_PARALLEL_TASKS".to_string(), "many".to_string())];
+        let err = env_layer(&as_map(&Config::default()), vars.into_iter()).unwrap_err();
+        assert_eq!(err.key, "max_parallel_tasks");
+    }
+}

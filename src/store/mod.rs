@@ -1,0 +1,186 @@
+//! The store: diesel over SQLite or PostgreSQL. Reads run on a pooled connection in the
+//! blocking thread pool; writes go to one writer thread that groups whatever is queued into a
+//! single transaction (each write in its own savepoint) and answers each caller only after the
+//! commit that makes its change durable. No database call ever runs on an async worker thread.
+
+pub mod conn;
+pub mod rows;
+pub mod schema;
+pub mod tasks;
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+pub use conn::{Backend, DbConn};
+
+/// The most writes folded into one transaction.
+const MAX_GROUP: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+type Deliver = Box<dyn FnOnce(&Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut DbConn) -> Deliver + Send>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    pool: conn::Pool,
+    writer: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Runs the migrations, opens the reader pool and starts the writer thread. Blocking: call
+    /// it at start-up, before the async runtime serves requests, or from a blocking context.
+    pub fn open(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let backend = Backend::from_url(url);
+        if let Backend::Sqlite(path) = &backend {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let ran = backend.migrate()?;
+        if ran > 0 {
+            log::info!("applied {ran} {} migration(s)", backend.name());
+        }
+        let pool = conn::pool(&backend, pool_size)?;
+        let writer_conn = backend.connect()?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer_backend = backend.clone();
+        thread::Builder::new()
+            .name("steward-writer".into())
+            .spawn(move || write_loop(writer_conn, writer_backend, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                writer: tx,
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Connections of the reader pool: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.inner.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// Runs a read on a pooled connection in the blocking pool.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        actix_rt::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a write; it runs in its own savepoint inside the writer's next group
+    /// transaction, and the answer comes once that transaction has committed.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut DbConn| {
+            let outcome = conn.transaction::<R, StoreError, _>(f);
+            Box::new(move |commit: &Result<(), String>| {
+                let answer = match commit {
+                    Ok(()) => outcome,
+                    Err(e) => outcome.and(Err(StoreError::Commit(e.clone()))),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.inner
+            .writer
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A blocking write for start-up code that has no runtime yet.
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, StoreError>,
+    {
+        let mut conn = self.inner.backend.connect()?;
+        conn.transaction::<R, StoreError, _>(f)
+    }
+}
+
+fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
+        let commit = conn
+            .transaction::<(), diesel::result::Error, _>(|c| {
+                for job in jobs {
+                    delivers.push(job(c));
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string());
+        if let Err(e) = &commit {
+            log::error!("group commit of {} write(s) failed: {e}", delivers.len());
+            if conn.batch_execute("SELECT 1").is_err() {
+                match backend.connect() {
+                    Ok(fresh) => {
+                        log::warn!("writer reconnected to the database");
+                        conn = fresh;
+                    }
+                    Err(e) => log::error!("writer cannot reconnect: {e}"),
+                }
+            }
+        }
+        for deliver in delivers {
+            deliver(&commit);
+        }
+    }
+    log::debug!("writer stopped");
+}

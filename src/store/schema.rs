@@ -1,0 +1,73 @@
+//! Table definitions shared by both backends (types both support: text ids and JSON, BIGINT
+//! millisecond timestamps).
+
+diesel::table! {
+    tasks (id) {
+        id -> Text,
+        name -> Text,
+        task_type -> Text,
+        config -> Text,
+        status -> Text,
+        priority -> Integer,
+        progress -> Double,
+        stage -> Nullable<Text>,
+        message -> Nullable<Text>,
+        eta_secs -> Nullable<Double>,
+        checkpoint -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        attempt -> Integer,
+        max_retries -> Integer,
+        retry_delay_secs -> Double,
+        retry_backoff -> Text,
+        timeout_secs -> Nullable<Double>,
+        mutex_key -> Nullable<Text>,
+        mutex_policy -> Text,
+        depends_on -> Text,
+        run_at -> Nullable<BigInt>,
+        tags -> Text,
+        batch_id -> Nullable<Text>,
+        schedule_id -> Nullable<Text>,
+        unit_id -> Nullable<Text>,
+        source -> Text,
+        retry_of -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        callback_url -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        unit_labels -> Text,
+        held -> Bool,
+        not_before -> Nullable<BigInt>,
+        active_secs -> Double,
+        resources -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    task_history (id) {
+        id -> BigInt,
+        task_id -> Text,
+        attempt -> Integer,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        at -> BigInt,
+        by_whom -> Text,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    task_logs (id) {
+        id -> BigInt,
+        task_id -> Text,
+        attempt -> Integer,
+        level -> Text,
+        message -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(tasks, task_history, task_logs);

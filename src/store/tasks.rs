@@ -1,0 +1,408 @@
+//! Task, history and log queries. Functions take a connection and run synchronously; callers
+//! reach them through [`super::Store::read`] and [`super::Store::write`].
+
+use diesel::prelude::*;
+
+use super::conn::{DbConn, MultiBackend};
+use super::rows::{HistoryRow, LogLine, LogRow, NewHistoryRow, NewLogRow, TaskRow};
+use super::schema::{task_history, task_logs, tasks};
+use super::StoreError;
+use crate::domain::{LogLevel, Millis, Task, TaskId, TaskStatus, Transition};
+
+/// Columns a task list may be sorted by; anything else is refused before SQL is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortColumn {
+    CreatedAt,
+    UpdatedAt,
+    Priority,
+    Name,
+    Status,
+    Progress,
+    StartedAt,
+    FinishedAt,
+    Type,
+}
+
+impl SortColumn {
+    pub const NAMES: &'static [&'static str] = &[
+        "created_at",
+        "updated_at",
+        "priority",
+        "name",
+        "status",
+        "progress",
+        "started_at",
+        "finished_at",
+        "type",
+    ];
+
+    pub fn parse(s: &str) -> Option<SortColumn> {
+        use SortColumn::*;
+        Some(match s {
+            "created_at" => CreatedAt,
+            "updated_at" => UpdatedAt,
+            "priority" => Priority,
+            "name" => Name,
+            "status" => Status,
+            "progress" => Progress,
+            "started_at" => StartedAt,
+            "finished_at" => FinishedAt,
+            "type" => Type,
+            _ => return None,
+        })
+    }
+}
+
+/// Filters, order and page of a task list.
+#[derive(Clone, Debug)]
+pub struct TaskQuery {
+    pub statuses: Vec<TaskStatus>,
+    pub task_type: Option<String>,
+    pub tag: Option<String>,
+    pub batch_id: Option<String>,
+    pub schedule_id: Option<String>,
+    pub ids: Vec<TaskId>,
+    pub text: Option<String>,
+    pub created_after: Option<Millis>,
+    pub created_before: Option<Millis>,
+    pub sort: SortColumn,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+impl Default for TaskQuery {
+    fn default() -> Self {
+        TaskQuery {
+            statuses: vec![],
+            task_type: None,
+            tag: None,
+            batch_id: None,
+            schedule_id: None,
+            ids: vec![],
+            text: None,
+            created_after: None,
+            created_before: None,
+            sort: SortColumn::CreatedAt,
+            descending: true,
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+/// Escapes LIKE wildcards so user text matches literally (with `\` as the escape character).
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn filtered(q: &TaskQuery) -> tasks::BoxedQuery<'static, MultiBackend> {
+    let mut query = tasks::table.into_boxed::<MultiBackend>();
+    if !q.statuses.is_empty() {
+        let names: Vec<&'static str> = q.statuses.iter().map(|s| s.as_str()).collect();
+        query = query.filter(tasks::status.eq_any(names));
+    }
+    if let Some(t) = &q.task_type {
+        query = query.filter(tasks::task_type.eq(t.clone()));
+    }
+    if let Some(tag) = &q.tag {
+        let quoted = serde_json::to_string(tag).unwrap_or_default();
+        query = query.filter(
+            tasks::tags
+                .like(format!("%{}%", like_literal(&quoted)))
+                .escape('\\'),
+        );
+    }
+    if let Some(b) = &q.batch_id {
+        query = query.filter(tasks::batch_id.eq(b.clone()));
+    }
+    if let Some(s) = &q.schedule_id {
+        query = query.filter(tasks::schedule_id.eq(s.clone()));
+    }
+    if !q.ids.is_empty() {
+        let ids: Vec<String> = q.ids.iter().map(|i| i.to_string()).collect();
+        query = query.filter(tasks::id.eq_any(ids));
+    }
+    if let Some(text) = &q.text {
+        let pattern = format!("%{}%", like_literal(text));
+        query = query.filter(
+            tasks::name
+                .like(pattern.clone())
+                .escape('\\')
+                .or(tasks::id.like(pattern.clone()).escape('\\'))
+                .or(tasks::task_type.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(after) = q.created_after {
+        query = query.filter(tasks::created_at.ge(after));
+    }
+    if let Some(before) = q.created_before {
+        query = query.filter(tasks::created_at.lt(before));
+    }
+    query
+}
+
+fn ordered(
+    query: tasks::BoxedQuery<'static, MultiBackend>,
+    col: SortColumn,
+    desc: bool,
+) -> tasks::BoxedQuery<'static, MultiBackend> {
+    use SortColumn::*;
+    macro_rules! by {
+        ($c:expr) => {
+            if desc {
+                query.order(($c.desc(), tasks::id.desc()))
+            } else {
+                query.order(($c.asc(), tasks::id.asc()))
+            }
+        };
+    }
+    match col {
+        CreatedAt => by!(tasks::created_at),
+        UpdatedAt => by!(tasks::updated_at),
+        Priority => by!(tasks::priority),
+        Name => by!(tasks::name),
+        Status => by!(tasks::status),
+        Progress => by!(tasks::progress),
+        StartedAt => by!(tasks::started_at),
+        FinishedAt => by!(tasks::finished_at),
+        Type => by!(tasks::task_type),
+    }
+}
+
+/// Runs a multi-row insert on the concrete connection: the multi-backend cannot express a
+/// batch `INSERT` (SQLite's dialect differs), so each backend gets its own monomorphic copy.
+macro_rules! batch_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
+            DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+
+fn to_tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>, StoreError> {
+    rows.into_iter().map(Task::try_from).collect()
+}
+
+/// One page of tasks and the total matching the filters.
+pub fn list(conn: &mut DbConn, q: &TaskQuery) -> Result<(Vec<Task>, i64), StoreError> {
+    let total: i64 = filtered(q).count().get_result(conn)?;
+    let rows: Vec<TaskRow> = ordered(filtered(q), q.sort, q.descending)
+        .offset(q.offset)
+        .limit(q.limit)
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    Ok((to_tasks(rows)?, total))
+}
+
+/// Every task matching the filters, in order, a chunk at a time (for exports).
+pub fn list_chunk(
+    conn: &mut DbConn,
+    q: &TaskQuery,
+    offset: i64,
+    chunk: i64,
+) -> Result<Vec<Task>, StoreError> {
+    let rows: Vec<TaskRow> = ordered(filtered(q), q.sort, q.descending)
+        .offset(offset)
+        .limit(chunk)
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    to_tasks(rows)
+}
+
+pub fn get(conn: &mut DbConn, id: TaskId) -> Result<Option<Task>, StoreError> {
+    let row: Option<TaskRow> = tasks::table
+        .find(id.to_string())
+        .select(TaskRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(Task::try_from).transpose()
+}
+
+pub fn get_many(conn: &mut DbConn, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+    let keys: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let rows: Vec<TaskRow> = tasks::table
+            .filter(tasks::id.eq_any(chunk))
+            .select(TaskRow::as_select())
+            .load(conn)?;
+        out.extend(to_tasks(rows)?);
+    }
+    Ok(out)
+}
+
+/// Inserts new tasks with their first history rows.
+pub fn insert(conn: &mut DbConn, items: &[(Task, Transition)]) -> Result<(), StoreError> {
+    for chunk in items.chunks(500) {
+        let rows: Vec<TaskRow> = chunk.iter().map(|(t, _)| TaskRow::from(t)).collect();
+        batch_insert!(conn, tasks::table, &rows)?;
+        let hist: Vec<NewHistoryRow> = chunk
+            .iter()
+            .map(|(t, h)| NewHistoryRow::new(t.id, h))
+            .collect();
+        batch_insert!(conn, task_history::table, &hist)?;
+    }
+    Ok(())
+}
+
+/// Writes a changed task if nobody else changed it since `expected_version`, with the history
+/// rows of its transitions. Returns false (and writes nothing) on a version conflict.
+pub fn save(
+    conn: &mut DbConn,
+    task: &Task,
+    expected_version: i64,
+    history: &[Transition],
+) -> Result<bool, StoreError> {
+    let row = TaskRow::from(task);
+    let n = diesel::update(
+        tasks::table
+            .filter(tasks::id.eq(&row.id))
+            .filter(tasks::version.eq(expected_version)),
+    )
+    .set(&row)
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if !history.is_empty() {
+        let hist: Vec<NewHistoryRow> = history
+            .iter()
+            .map(|h| NewHistoryRow::new(task.id, h))
+            .collect();
+        batch_insert!(conn, task_history::table, &hist)?;
+    }
+    Ok(true)
+}
+
+/// The live holder (pending, running or paused) of a mutex key other than `except`.
+pub fn mutex_holder(
+    conn: &mut DbConn,
+    key: &str,
+    except: Option<TaskId>,
+) -> Result<Option<TaskId>, StoreError> {
+    let live = [
+        TaskStatus::Pending.as_str(),
+        TaskStatus::Running.as_str(),
+        TaskStatus::Paused.as_str(),
+    ];
+    let mut q = tasks::table
+        .select(tasks::id)
+        .filter(tasks::mutex_key.eq(key))
+        .filter(tasks::status.eq_any(live))
+        .into_boxed::<MultiBackend>();
+    if let Some(me) = except {
+        q = q.filter(tasks::id.ne(me.to_string()));
+    }
+    let id: Option<String> = q.first(conn).optional()?;
+    id.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("id: {e}"))))
+        .transpose()
+}
+
+/// Which of `ids` exist, with their status.
+pub fn statuses(
+    conn: &mut DbConn,
+    ids: &[TaskId],
+) -> Result<Vec<(TaskId, TaskStatus)>, StoreError> {
+    let keys: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in keys.chunks(500) {
+        let rows: Vec<(String, String)> = tasks::table
+            .select((tasks::id, tasks::status))
+            .filter(tasks::id.eq_any(chunk))
+            .load(conn)?;
+        for (id, st) in rows {
+            let id = id
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("id: {e}")))?;
+            let st = st.parse().map_err(StoreError::Corrupt)?;
+            out.push((id, st));
+        }
+    }
+    Ok(out)
+}
+
+/// Tasks that are not finished (pending, running, paused), oldest first: what start-up
+/// rebuilds the scheduler and the task actors from.
+pub fn live(conn: &mut DbConn) -> Result<Vec<Task>, StoreError> {
+    let live = [
+        TaskStatus::Pending.as_str(),
+        TaskStatus::Running.as_str(),
+        TaskStatus::Paused.as_str(),
+    ];
+    let rows: Vec<TaskRow> = tasks::table
+        .filter(tasks::status.eq_any(live))
+        .order((tasks::created_at.asc(), tasks::id.asc()))
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    to_tasks(rows)
+}
+
+/// Deletes a terminal task with its history and logs. Ok(false) when it is not terminal.
+pub fn delete_terminal(conn: &mut DbConn, id: TaskId) -> Result<bool, StoreError> {
+    let terminal = [
+        TaskStatus::Success.as_str(),
+        TaskStatus::Failed.as_str(),
+        TaskStatus::Cancelled.as_str(),
+    ];
+    let key = id.to_string();
+    diesel::delete(task_history::table.filter(task_history::task_id.eq(&key)))
+        .execute(conn)?;
+    diesel::delete(task_logs::table.filter(task_logs::task_id.eq(&key))).execute(conn)?;
+    let n = diesel::delete(
+        tasks::table
+            .filter(tasks::id.eq(&key))
+            .filter(tasks::status.eq_any(terminal)),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn history(conn: &mut DbConn, id: TaskId) -> Result<Vec<HistoryRow>, StoreError> {
+    Ok(task_history::table
+        .filter(task_history::task_id.eq(id.to_string()))
+        .order(task_history::id.asc())
+        .select(HistoryRow::as_select())
+        .load(conn)?)
+}
+
+pub fn insert_logs(conn: &mut DbConn, lines: &[LogLine]) -> Result<(), StoreError> {
+    for chunk in lines.chunks(500) {
+        let rows: Vec<NewLogRow> = chunk.iter().map(NewLogRow::from).collect();
+        batch_insert!(conn, task_logs::table, &rows)?;
+    }
+    Ok(())
+}
+
+/// Log filters: at least `min_level`, ids after `after`, at most `limit` lines.
+#[derive(Clone, Debug)]
+pub struct LogQuery {
+    pub min_level: Option<LogLevel>,
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn logs(conn: &mut DbConn, id: TaskId, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+    let mut query = task_logs::table
+        .filter(task_logs::task_id.eq(id.to_string()))
+        .into_boxed::<MultiBackend>();
+    if let Some(min) = q.min_level {
+        let levels: Vec<&'static str> = LogLevel::ALL
+            .iter()
+            .filter(|l| l.rank() >= min.rank())
+            .map(|l| l.as_str())
+            .collect();
+        query = query.filter(task_logs::level.eq_any(levels));
+    }
+    if let Some(after) = q.after {
+        query = query.filter(task_logs::id.gt(after));
+    }
+    Ok(query
+        .order(task_logs::id.asc())
+        .limit(q.limit)
+        .select(LogRow::as_select())
+        .load(conn)?)
+}

@@ -53,6 +53,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Database connections for readers (the writer has its own).
     pub db_pool_size: u32,
+    /// Bearer token with full rights (also `STEWARD_ADMIN_TOKEN`). Without one, steward
+    /// serves without authentication and only on a loopback address.
+    pub admin_token: Option<String>,
+    /// HTTP worker threads (0: one per core).
+    pub http_workers: usize,
 }
 
 impl Default for Config {
@@ -82,6 +87,8 @@ impl Default for Config {
             log_level: "info".into(),
             max_body_bytes: 64 * 1024 * 1024,
             db_pool_size: 8,
+            admin_token: None,
+            http_workers: 0,
         }
     }
 }
@@ -188,6 +195,14 @@ impl Config {
                 return Err(ConfigError::new(
                     "type_limits",
                     format!("the limit for '{ty}' must be at least 1"),
+                ));
+            }
+        }
+        if let Ok(addr) = self.bind.parse::<SocketAddr>() {
+            if !addr.ip().is_loopback() && self.admin_token.as_deref().unwrap_or("").is_empty() {
+                return Err(ConfigError::new(
+                    "bind",
+                    format!("{addr} is not a loopback address; set admin_token (STEWARD_ADMIN_TOKEN) to serve there"),
                 ));
             }
         }

@@ -6,3 +6,13 @@ pub mod domain;
 pub mod error;
 pub mod scheduler;
 pub mod store;
+pub mod events;
+pub mod paths;
+pub mod units;
+pub mod actors;
+pub mod api;
+pub mod app;
+pub mod auth;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,1 +1,98 @@
-fn main() {}
+//! The `steward` binary: `serve` (the default) and `migrate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use steward::config::{log_filter, Config, Overrides};
+use steward::store::Store;
+use steward::Application;
+
+#[derive(Parser)]
+#[command(name = "steward", version, about = "A task orchestration server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// Data directory (default ./data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: postgres://… for PostgreSQL; default SQLite in the data dir.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Configuration file (default ./steward.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        config_file: cli.config,
+        bind: cli.bind,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
+    let config = Config::load(&overrides);
+    let level = config
+        .as_ref()
+        .ok()
+        .and_then(|c| log_filter(&c.log_level))
+        .unwrap_or(log::LevelFilter::Info);
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("RUST_LOG")
+        .init();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(&config),
+        Command::Serve => serve(config),
+    }
+}
+
+fn migrate(config: &Config) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        log::error!("cannot create {}: {e}", config.data_dir.display());
+        return ExitCode::FAILURE;
+    }
+    match Store::open(&config.effective_database_url(), 1) {
+        Ok(store) => {
+            log::info!("{} database is up to date", store.backend().name());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("migration failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let result = actix_rt::System::new().block_on(async move {
+        let app = Application::build(config).await.map_err(|e| e.to_string())?;
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

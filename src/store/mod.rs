@@ -36,6 +36,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("the row changed since it was read")]
+    Conflict,
 }
 
 type Deliver = Box<dyn FnOnce(&Result<(), String>) + Send>;
@@ -97,25 +99,28 @@ impl Store {
     }
 
     /// Runs a read on a pooled connection in the blocking pool.
-    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub fn read<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
     where
         F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let pool = self.inner.pool.clone();
-        actix_rt::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        async move {
+            actix_rt::task::spawn_blocking(move || {
+                let mut conn = pool
+                    .get()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                f(&mut conn)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?
+        }
     }
 
-    /// Queues a write; it runs in its own savepoint inside the writer's next group
-    /// transaction, and the answer comes once that transaction has committed.
-    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    /// Queues a write at once (so writes queued in order commit in order); it runs in its own
+    /// savepoint inside the writer's next group transaction, and the returned future answers
+    /// once that transaction has committed.
+    pub fn write<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
     where
         F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -131,11 +136,13 @@ impl Store {
                 let _ = tx.send(answer);
             })
         });
-        self.inner
-            .writer
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let sent = self.inner.writer.send(job).is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// A blocking write for start-up code that has no runtime yet.

@@ -406,3 +406,30 @@ pub fn logs(conn: &mut DbConn, id: TaskId, q: &LogQuery) -> Result<Vec<LogRow>, 
         .select(LogRow::as_select())
         .load(conn)?)
 }
+
+/// Read-modify-write of one task inside a write job: atomic with respect to every other
+/// steward write, since they all go through the one writer. `f` returns the history rows of
+/// its change, or its own refusal (nothing is written then).
+pub fn modify<E>(
+    conn: &mut DbConn,
+    id: TaskId,
+    f: impl FnOnce(&mut Task) -> Result<Vec<Transition>, E>,
+) -> Result<Result<Task, E>, StoreError> {
+    let Some(mut task) = get(conn, id)? else {
+        return Err(StoreError::NotFound);
+    };
+    let before = task.version;
+    let history = match f(&mut task) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    if task.version != before || !history.is_empty() {
+        if task.version == before {
+            task.version += 1;
+        }
+        if !save(conn, &task, before, &history)? {
+            return Err(StoreError::Conflict);
+        }
+    }
+    Ok(Ok(task))
+}

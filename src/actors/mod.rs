@@ -1,0 +1,97 @@
+//! The actor tree.
+//!
+//! ```text
+//!                 HTTP handlers (api/*)
+//!                  |  Route / Snapshot        | Enqueue / PendingCommand / Explain
+//!                  v                          v
+//!            +------------+  RunTask   +----------------+
+//!            | Supervisor | <--------- | SchedulerActor |  (ready queue, limits, mutexes,
+//!            +------------+            +----------------+   units' load; pure core in
+//!              | owns (Supervised)        ^     ^            `crate::scheduler`)
+//!              v                          |     | TaskEnded / AcquireUnit
+//!         TaskActor (one per running      |     |
+//!         or paused task) ----------------+-----+
+//!              | Start / Pause / Resume / Cancel / GetStatus
+//!              v
+//!         execution units: LocalUnit (in-process built-in types), later remote proxies
+//!              | UnitReport (progress, logs, checkpoints, Finished)
+//!              +--------------------------> back to the TaskActor
+//! ```
+//!
+//! - The **SchedulerActor** owns every pending task (as a queue entry, not an actor) and
+//!   decides what starts where; it cancels pending tasks and cascades failed dependencies.
+//! - The **Supervisor** owns one **TaskActor** per running or paused task, starts them on
+//!   `RunTask`, rebuilds them from the database at start-up, and routes control commands.
+//! - A **TaskActor** holds the hot copy of its task, drives its unit, persists every change
+//!   (through the store's group-commit writer) and publishes events; when its task ends it
+//!   tells the scheduler (`TaskEnded`) so the slot, mutex and unit load free up.
+//! - Units are reached only through the messages of `units.rs`.
+
+pub mod scheduler;
+pub mod supervisor;
+pub mod task;
+pub mod units;
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::domain::{Task, TaskStatus};
+use crate::error::ApiError;
+use crate::events::EventBus;
+use crate::store::Store;
+use crate::units::{Registry, UnitEnv};
+
+/// What every actor shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub events: EventBus,
+    pub registry: Arc<Registry>,
+    pub config: Arc<RwLock<Config>>,
+    pub env: Arc<UnitEnv>,
+}
+
+impl Shared {
+    /// A copy of the configuration in force.
+    pub fn config(&self) -> Config {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// A control command on one task, from the API or a unit callback.
+#[derive(Clone, Debug)]
+pub enum TaskCommand {
+    Start,
+    Pause,
+    Resume,
+    Cancel,
+    Patch {
+        priority: Option<i32>,
+        name: Option<String>,
+        tags: Option<Vec<String>>,
+    },
+    Progress {
+        progress: Option<f64>,
+        stage: Option<String>,
+        message: Option<String>,
+        checkpoint: Option<Value>,
+    },
+    /// A unit's callback (seed 004 §8.2): the final status with result or error.
+    Callback {
+        status: TaskStatus,
+        result: Option<Value>,
+        error: Option<String>,
+    },
+}
+
+/// Whether an actor handled a command or the task is not its to handle.
+#[derive(Debug)]
+pub enum Routed {
+    Done(Result<Task, ApiError>),
+    NotHere,
+}

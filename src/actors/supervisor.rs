@@ -1,0 +1,148 @@
+//! Supervisor: owns one TaskActor per running or paused task (started under actix's
+//! `Supervisor`, so a crashed one restarts and reloads from the database), creates them on
+//! `RunTask` and at start-up (`Adopt`), and routes commands and snapshot reads to them.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+
+use super::scheduler::SchedulerActor;
+use super::task::{Command, Launch, Snapshot, TaskActor};
+use super::units::UnitHandle;
+use super::{Routed, Shared, TaskCommand};
+use crate::domain::{Task, TaskId};
+
+/// Start a dispatched task on a unit.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunTask {
+    pub id: TaskId,
+    pub unit: UnitHandle,
+}
+
+/// Rebuild the actor of a task found running or paused at start-up.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub task: Task,
+    pub unit: Option<UnitHandle>,
+}
+
+/// A command for a task that may be active here.
+#[derive(Message)]
+#[rtype(result = "Routed")]
+pub struct Route {
+    pub id: TaskId,
+    pub cmd: TaskCommand,
+    pub by: String,
+}
+
+/// The hot copy of an active task, if it is active here.
+#[derive(Message)]
+#[rtype(result = "Option<Task>")]
+pub struct Peek {
+    pub id: TaskId,
+}
+
+/// A task actor is done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TaskActorStopped {
+    pub id: TaskId,
+}
+
+/// How many task actors are alive.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountActive;
+
+pub struct Supervisor {
+    tasks: HashMap<TaskId, Addr<TaskActor>>,
+    shared: Shared,
+    scheduler: Addr<SchedulerActor>,
+}
+
+impl Supervisor {
+    pub fn new(shared: Shared, scheduler: Addr<SchedulerActor>) -> Self {
+        Supervisor {
+            tasks: HashMap::new(),
+            shared,
+            scheduler,
+        }
+    }
+
+    fn spawn(&mut self, id: TaskId, launch: Launch, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let scheduler = self.scheduler.clone();
+        let me = ctx.address();
+        let addr = actix::Supervisor::start(move |_| TaskActor::new(id, launch, shared, scheduler, me));
+        self.tasks.insert(id, addr);
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+}
+
+/// Creates the TaskActor of a dispatched task.
+impl Handler<RunTask> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: RunTask, ctx: &mut Context<Self>) {
+        self.spawn(msg.id, Launch::Dispatch { unit: msg.unit }, ctx);
+    }
+}
+
+/// Rebuilds the TaskActor of a recovered task.
+impl Handler<Adopt> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
+        let id = msg.task.id;
+        self.spawn(id, Launch::Adopt { task: Box::new(msg.task), unit: msg.unit }, ctx);
+    }
+}
+
+/// Forwards a command to the task's actor, if it has one.
+impl Handler<Route> for Supervisor {
+    type Result = ResponseFuture<Routed>;
+    fn handle(&mut self, msg: Route, _: &mut Context<Self>) -> Self::Result {
+        let Some(addr) = self.tasks.get(&msg.id).cloned() else {
+            return Box::pin(async { Routed::NotHere });
+        };
+        Box::pin(async move {
+            match addr.send(Command { cmd: msg.cmd, by: msg.by }).await {
+                Ok(r) => Routed::Done(r),
+                Err(_) => Routed::NotHere,
+            }
+        })
+    }
+}
+
+/// Reads the hot copy of an active task.
+impl Handler<Peek> for Supervisor {
+    type Result = ResponseFuture<Option<Task>>;
+    fn handle(&mut self, msg: Peek, _: &mut Context<Self>) -> Self::Result {
+        let addr = self.tasks.get(&msg.id).cloned();
+        Box::pin(async move {
+            match addr {
+                Some(a) => a.send(Snapshot).await.ok().flatten(),
+                None => None,
+            }
+        })
+    }
+}
+
+/// Drops a finished task actor.
+impl Handler<TaskActorStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: TaskActorStopped, _: &mut Context<Self>) {
+        self.tasks.remove(&msg.id);
+    }
+}
+
+/// Counts live task actors.
+impl Handler<CountActive> for Supervisor {
+    type Result = usize;
+    fn handle(&mut self, _: CountActive, _: &mut Context<Self>) -> usize {
+        self.tasks.len()
+    }
+}

@@ -1,0 +1,501 @@
+//! TaskActor: one per running or paused task. It holds the hot copy of the task, drives its
+//! unit, keeps the timeout clock (stopped while paused), persists every change through the
+//! store's group-commit writer and publishes the events. When the task's outcome is decided
+//! *and* the unit has stopped, it tells the scheduler (`TaskEnded`) and the supervisor.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::scheduler::{AcquireUnit, Ended, SchedulerActor, TaskEnded};
+use super::supervisor::{Supervisor, TaskActorStopped};
+use super::units::{self as unitmsg, UnitHandle};
+use super::{Shared, TaskCommand};
+use crate::domain::{now_ms, LogLevel, Task, TaskId, TaskStatus, Transition};
+use crate::error::ApiError;
+use crate::events::EventBody;
+use crate::store::rows::LogLine;
+use crate::store::{tasks as q, StoreError};
+use crate::units::{Job, Outcome};
+
+/// A control command; answers with the task once the change is durable.
+#[derive(Message)]
+#[rtype(result = "Result<Task, ApiError>")]
+pub struct Command {
+    pub cmd: TaskCommand,
+    pub by: String,
+}
+
+/// The hot copy of the task.
+#[derive(Message)]
+#[rtype(result = "Option<Task>")]
+pub struct Snapshot;
+
+/// How progress and log writes are coalesced: at most one write per task per interval.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Extra time a unit gets to confirm it stopped before the task is finalized regardless.
+const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
+
+/// How the actor comes to life.
+pub enum Launch {
+    /// The scheduler picked a pending task for this unit.
+    Dispatch { unit: UnitHandle },
+    /// Rebuilt at start-up (or after a crash of the actor): the task is running or paused.
+    Adopt { task: Box<Task>, unit: Option<UnitHandle> },
+    /// Restarted by the actix supervisor: reload from the database.
+    Resync,
+}
+
+pub struct TaskActor {
+    id: TaskId,
+    task: Option<Task>,
+    shared: Shared,
+    scheduler: Addr<SchedulerActor>,
+    supervisor: Addr<Supervisor>,
+    launch: Option<Launch>,
+    unit: Option<UnitHandle>,
+    persisted_version: i64,
+    running_since: Option<Instant>,
+    timeout: Option<SpawnHandle>,
+    flush: Option<SpawnHandle>,
+    pending_logs: Vec<LogLine>,
+    /// The outcome, once decided; the actor ends when it is durable and the unit has stopped.
+    ending: Option<Ended>,
+    final_committed: bool,
+    unit_stopped: bool,
+    done: bool,
+    /// (active seconds, progress) when progress was first seen this attempt: the ETA's base.
+    eta_origin: Option<(f64, f64)>,
+}
+
+impl TaskActor {
+    pub fn new(
+        id: TaskId,
+        launch: Launch,
+        shared: Shared,
+        scheduler: Addr<SchedulerActor>,
+        supervisor: Addr<Supervisor>,
+    ) -> Self {
+        TaskActor {
+            id,
+            task: None,
+            shared,
+            scheduler,
+            supervisor,
+            launch: Some(launch),
+            unit: None,
+            persisted_version: 0,
+            running_since: None,
+            timeout: None,
+            flush: None,
+            pending_logs: Vec::new(),
+            ending: None,
+            final_committed: false,
+            unit_stopped: true,
+            done: false,
+            eta_origin: None,
+        }
+    }
+
+    fn unit_name(&self) -> String {
+        self.unit.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| "system".into())
+    }
+
+    /// Seconds this attempt has run, paused time excluded.
+    fn active_secs(&self) -> f64 {
+        let base = self.task.as_ref().map(|t| t.active_secs).unwrap_or(0.0);
+        base + self.running_since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0)
+    }
+
+    fn start_clock(&mut self, ctx: &mut Context<Self>) {
+        self.running_since = Some(Instant::now());
+        self.arm_timeout(ctx);
+    }
+
+    fn stop_clock(&mut self, ctx: &mut Context<Self>) {
+        let active = self.active_secs();
+        if let Some(t) = self.task.as_mut() {
+            t.active_secs = active;
+        }
+        self.running_since = None;
+        if let Some(h) = self.timeout.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    fn arm_timeout(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timeout.take() {
+            ctx.cancel_future(h);
+        }
+        let Some(task) = self.task.as_ref() else { return };
+        let limit = task.timeout_secs.unwrap_or_else(|| self.shared.config().default_timeout_secs);
+        if limit <= 0.0 {
+            return;
+        }
+        let left = (limit - self.active_secs()).max(0.0);
+        self.timeout = Some(ctx.run_later(Duration::from_secs_f64(left), |act, ctx| {
+            act.timeout = None;
+            act.on_timeout(ctx);
+        }));
+    }
+
+    /// Writes the task (if it changed) with its history rows and any buffered log lines, in
+    /// call order with every other write of this actor.
+    fn persist(&mut self, history: Vec<Transition>) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
+        let task = self.task.clone();
+        let expected = self.persisted_version;
+        if let Some(t) = &task {
+            self.persisted_version = t.version;
+        }
+        let logs = std::mem::take(&mut self.pending_logs);
+        self.shared.store.write(move |c| {
+            if !logs.is_empty() {
+                q::insert_logs(c, &logs)?;
+            }
+            if let Some(task) = task.filter(|t| t.version != expected || !history.is_empty()) {
+                if !q::save(c, &task, expected, &history)? {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Persists, then publishes the status events of `history`; a failed write restarts the
+    /// actor, which reloads the truth from the database.
+    fn commit(&mut self, history: Vec<Transition>, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+        let events: Vec<EventBody> = match self.task.as_ref() {
+            Some(t) => history.iter().map(|h| EventBody::status(t, h.from, h.reason.clone(), h.at)).collect(),
+            None => Vec::new(),
+        };
+        let fut = self.persist(history);
+        let _ = ctx;
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => {
+                for e in events {
+                    act.shared.events.publish(e);
+                }
+                act.maybe_finalize(ctx);
+                act.task.clone().ok_or_else(ApiError::internal)
+            }
+            Err(e) => {
+                log::error!("task {}: write failed ({e}); reloading from the database", act.id);
+                ctx.stop();
+                Err(ApiError::from(e))
+            }
+        }))
+    }
+
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush.is_none() {
+            self.flush = Some(ctx.run_later(FLUSH_INTERVAL, |act, ctx| {
+                act.flush = None;
+                let fut = act.persist(Vec::new());
+                ctx.spawn(fut.into_actor(act).map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        log::error!("task {}: progress write failed ({e}); reloading", act.id);
+                        ctx.stop();
+                    }
+                }));
+            }));
+        }
+    }
+
+    fn start_unit(&mut self, ctx: &mut Context<Self>) {
+        let (Some(unit), Some(task)) = (self.unit.clone(), self.task.as_ref()) else { return };
+        let job = Job {
+            task_id: task.id,
+            attempt: task.attempt,
+            task_type: task.task_type.clone(),
+            config: task.config.clone(),
+            checkpoint: task.checkpoint.clone(),
+        };
+        self.unit_stopped = false;
+        let start = unit.start.send(unitmsg::Start { job, reporter: ctx.address().recipient() });
+        ctx.spawn(start.into_actor(self).map(|res, act, ctx| {
+            let refused = match res {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(e) => format!("unit unreachable: {e}"),
+            };
+            act.unit_stopped = true;
+            act.fail(format!("the unit could not start the task: {refused}"), ctx);
+        }));
+    }
+
+    /// The scheduler chose this task: pending -> running, then hand it to the unit.
+    fn begin_dispatch(&mut self, mut task: Task, unit: UnitHandle, ctx: &mut Context<Self>) {
+        self.persisted_version = task.version;
+        let now = now_ms();
+        let reason = format!("started on unit {}", unit.id);
+        let h = match task.transition(TaskStatus::Running, now, "scheduler", Some(reason)) {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("task {}: cannot start ({e})", self.id);
+                return self.abandon(ctx);
+            }
+        };
+        task.unit_id = Some(unit.id.clone());
+        task.held = false;
+        task.not_before = None;
+        self.unit = Some(unit);
+        self.task = Some(task);
+        self.start_clock(ctx);
+        let fut = self.commit(vec![h], ctx);
+        ctx.spawn(fut.map(|res, act, ctx| {
+            let still_running = act.task.as_ref().is_some_and(|t| t.status == TaskStatus::Running);
+            if res.is_ok() && still_running && act.ending.is_none() {
+                act.start_unit(ctx);
+            }
+        }));
+    }
+
+    /// The dispatch could not happen (the task changed meanwhile): free the slot.
+    fn abandon(&mut self, ctx: &mut Context<Self>) {
+        self.done = true;
+        self.scheduler.do_send(TaskEnded { id: self.id, ended: Ended::Abandoned });
+        self.supervisor.do_send(TaskActorStopped { id: self.id });
+        ctx.stop();
+    }
+
+    fn adopt(&mut self, task: Task, unit: Option<UnitHandle>, ctx: &mut Context<Self>) {
+        self.persisted_version = task.version;
+        let status = task.status;
+        self.task = Some(task);
+        match status {
+            TaskStatus::Running => {
+                self.start_clock(ctx);
+                self.log(LogLevel::Info, "resumed from its last checkpoint after a server restart".into());
+                self.schedule_flush(ctx);
+                match unit {
+                    Some(u) => {
+                        self.unit = Some(u);
+                        self.start_unit(ctx);
+                    }
+                    None => self.acquire_and_start(ctx),
+                }
+            }
+            TaskStatus::Paused => {}
+            other => {
+                log::warn!("task {}: adopted in status {other}; releasing", self.id);
+                self.abandon(ctx);
+            }
+        }
+    }
+
+    /// Asks the scheduler for a unit and starts the work there from its checkpoint.
+    fn acquire_and_start(&mut self, ctx: &mut Context<Self>) {
+        let labels = self.task.as_ref().map(|t| t.unit_labels.clone()).unwrap_or_default();
+        let ask = self.scheduler.send(AcquireUnit { id: self.id, labels });
+        ctx.spawn(ask.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Some(unit)) => {
+                if let Some(t) = act.task.as_mut() {
+                    t.unit_id = Some(unit.id.clone());
+                }
+                act.unit = Some(unit);
+                act.start_unit(ctx);
+            }
+            _ => {
+                act.unit_stopped = true;
+                act.fail("no execution unit can run this task type now".into(), ctx);
+            }
+        }));
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        let Some(task) = self.task.as_ref() else { return };
+        let at = now_ms();
+        self.shared.events.publish(EventBody::Log {
+            task_id: task.id,
+            batch_id: task.batch_id.clone(),
+            task_type: task.task_type.clone(),
+            level: level.as_str().into(),
+            message: message.clone(),
+            at: crate::domain::rfc3339(at),
+        });
+        self.pending_logs.push(LogLine { task_id: task.id, attempt: task.attempt, level, message, at });
+    }
+
+    /// Applies a progress report; returns whether anything changed.
+    fn apply_progress(&mut self, progress: Option<f64>, stage: Option<String>, message: Option<String>, checkpoint: Option<serde_json::Value>) -> bool {
+        let active = self.active_secs();
+        let Some(task) = self.task.as_mut() else { return false };
+        let mut changed = false;
+        if let Some(p) = progress {
+            if task.advance_progress(p) {
+                changed = true;
+                let (a0, p0) = *self.eta_origin.get_or_insert((active, task.progress));
+                if task.progress > p0 && active > a0 {
+                    let rate = (task.progress - p0) / (active - a0);
+                    task.eta_secs = Some(((100.0 - task.progress) / rate).max(0.0));
+                }
+            }
+        }
+        if stage.is_some() && stage != task.stage {
+            task.stage = stage;
+            changed = true;
+        }
+        if message.is_some() && message != task.message {
+            task.message = message;
+            changed = true;
+        }
+        if let Some(cp) = checkpoint {
+            task.checkpoint = Some(cp);
+            changed = true;
+        }
+        if changed {
+            task.touch(now_ms());
+        }
+        changed
+    }
+
+    /// The attempt failed: failed, and back to pending after the retry delay if retries are left.
+    fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.stop_clock(ctx);
+        let by = self.unit_name();
+        let Some(task) = self.task.as_mut() else { return };
+        let now = now_ms();
+        if task.status == TaskStatus::Paused {
+            if let Ok(h) = task.transition(TaskStatus::Running, now, &by, Some("failed while paused".into())) {
+                let _ = h;
+            }
+        }
+        task.error = Some(error.clone());
+        let mut history = Vec::new();
+        match task.transition(TaskStatus::Failed, now, &by, Some(error)) {
+            Ok(h) => history.push(h),
+            Err(e) => {
+                log::warn!("task {}: cannot fail ({e})", self.id);
+                return;
+            }
+        }
+        let ended = if task.has_retries_left() {
+            let delay = task.retry_delay_secs(rand::random::<f64>());
+            match task.schedule_retry(now, delay) {
+                Ok(h) => {
+                    history.push(h);
+                    Ended::Retry(Box::new(task.clone()))
+                }
+                Err(_) => Ended::Failed,
+            }
+        } else {
+            Ended::Failed
+        };
+        self.end_detached(ended, history, ctx);
+    }
+
+    /// Records the decided outcome; the returned future answers once it is durable. The
+    /// actor ends when that has happened and the unit has stopped.
+    fn end_with(&mut self, ended: Ended, history: Vec<Transition>, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+        self.ending = Some(ended);
+        let slack = self.shared.config().kill_grace_secs;
+        ctx.run_later(Duration::from_secs_f64(slack) + STOP_CONFIRM_SLACK, |act, ctx| {
+            if !act.unit_stopped {
+                log::warn!("task {}: the unit did not confirm it stopped; finalizing anyway", act.id);
+                act.unit_stopped = true;
+                act.maybe_finalize(ctx);
+            }
+        });
+        let fut = self.commit(history, ctx);
+        Box::pin(fut.map(|res, act, ctx| {
+            if res.is_ok() {
+                act.final_committed = true;
+                act.maybe_finalize(ctx);
+            }
+            res
+        }))
+    }
+
+    fn end_detached(&mut self, ended: Ended, history: Vec<Transition>, ctx: &mut Context<Self>) {
+        let fut = self.end_with(ended, history, ctx);
+        ctx.spawn(fut.map(|_, _, _| ()));
+    }
+
+    fn maybe_finalize(&mut self, ctx: &mut Context<Self>) {
+        if self.done || !self.final_committed || !self.unit_stopped {
+            return;
+        }
+        let Some(ended) = self.ending.clone() else { return };
+        self.done = true;
+        if let Some(h) = self.flush.take() {
+            ctx.cancel_future(h);
+        }
+        if !self.pending_logs.is_empty() {
+            let fut = self.persist(Vec::new());
+            actix::spawn(async move {
+                if let Err(e) = fut.await {
+                    log::error!("final log write failed: {e}");
+                }
+            });
+        }
+        self.scheduler.do_send(TaskEnded { id: self.id, ended });
+        self.supervisor.do_send(TaskActorStopped { id: self.id });
+    }
+
+    fn on_unit_finished(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        self.unit_stopped = true;
+        if self.ending.is_some() {
+            return self.maybe_finalize(ctx);
+        }
+        match outcome {
+            Outcome::Success(result) => self.succeed(result, ctx),
+            Outcome::Failed(e) => self.fail(e, ctx),
+            Outcome::Cancelled => {
+                let by = self.unit_name();
+                if let Ok(fut) = self.cancel_by(by, "cancelled by the unit".into(), ctx) {
+                    ctx.spawn(fut.map(|_, _, _| ()));
+                }
+            }
+        }
+    }
+
+    fn succeed(&mut self, result: Option<serde_json::Value>, ctx: &mut Context<Self>) {
+        self.stop_clock(ctx);
+        let by = self.unit_name();
+        let Some(task) = self.task.as_mut() else { return };
+        let now = now_ms();
+        let mut history = Vec::new();
+        if task.status == TaskStatus::Paused {
+            if let Ok(h) = task.transition(TaskStatus::Running, now, &by, Some("finished while pausing".into())) {
+                history.push(h);
+            }
+        }
+        if result.is_some() {
+            task.result = result;
+        }
+        match task.transition(TaskStatus::Success, now, &by, None) {
+            Ok(h) => history.push(h),
+            Err(e) => return log::warn!("task {}: cannot succeed ({e})", self.id),
+        }
+        self.end_detached(Ended::Success, history, ctx);
+    }
+
+    fn cancel_by(&mut self, by: String, reason: String, ctx: &mut Context<Self>) -> Result<ResponseActFuture<Self, Result<Task, ApiError>>, ApiError> {
+        let task = self.task.as_mut().ok_or_else(ApiError::internal)?;
+        let h = task.transition(TaskStatus::Cancelled, now_ms(), &by, Some(reason))?;
+        self.stop_clock(ctx);
+        if let Some(unit) = self.unit.as_ref().filter(|_| !self.unit_stopped) {
+            unit.cancel.do_send(unitmsg::Cancel { task_id: self.id });
+        } else {
+            self.unit_stopped = true;
+        }
+        Ok(self.end_with(Ended::Cancelled, vec![h], ctx))
+    }
+
+    fn on_timeout(&mut self, ctx: &mut Context<Self>) {
+        if self.task.as_ref().map(|t| t.status) != Some(TaskStatus::Running) || self.ending.is_some() {
+            return;
+        }
+        log::info!("task {} timed out", self.id);
+        self.log(LogLevel::Error, "timed out; cancelling the work".into());
+        if let Some(unit) = self.unit.as_ref().filter(|_| !self.unit_stopped) {
+            unit.cancel.do_send(unitmsg::Cancel { task_id: self.id });
+        }
+        self.fail("timeout".into(), ctx);
+    }
+}
+
+mod handlers;

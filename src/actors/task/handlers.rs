@@ -1,0 +1,239 @@
+//! The TaskActor's lifecycle and message handlers.
+
+use actix::prelude::*;
+
+use super::{Command, Launch, Snapshot, TaskActor};
+use crate::actors::scheduler::Ended;
+use crate::actors::units::{self as unitmsg, ReportBody, UnitReport};
+use crate::actors::TaskCommand;
+use crate::domain::{now_ms, Task, TaskStatus};
+use crate::error::{ApiError, ErrorCode};
+use crate::events::EventBody;
+use crate::store::tasks as q;
+use crate::units::Report;
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match self.launch.take() {
+            Some(Launch::Dispatch { unit }) => {
+                let id = self.id;
+                let load = self.shared.store.read(move |c| q::get(c, id));
+                ctx.wait(load.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(Some(task)) if task.status == TaskStatus::Pending => act.begin_dispatch(task, unit, ctx),
+                    other => {
+                        log::debug!("task {}: not dispatchable ({:?})", act.id, other.map(|t| t.map(|t| t.status)));
+                        act.abandon(ctx);
+                    }
+                }));
+            }
+            Some(Launch::Adopt { task, unit }) => self.adopt(*task, unit, ctx),
+            Some(Launch::Resync) | None => {
+                let id = self.id;
+                let load = self.shared.store.read(move |c| q::get(c, id));
+                ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
+                    Ok(Some(task)) => {
+                        act.persisted_version = task.version;
+                        let terminal = task.status.is_terminal() || task.status == TaskStatus::Pending;
+                        let status = task.status;
+                        act.task = Some(task);
+                        if terminal && !act.done {
+                            act.final_committed = true;
+                            act.unit_stopped = true;
+                            act.ending.get_or_insert(match status {
+                                TaskStatus::Success => Ended::Success,
+                                TaskStatus::Cancelled => Ended::Cancelled,
+                                _ => Ended::Failed,
+                            });
+                            act.maybe_finalize(ctx);
+                        } else if status == TaskStatus::Running {
+                            act.start_clock(ctx);
+                        }
+                    }
+                    other => {
+                        log::error!("task {}: cannot reload ({:?})", act.id, other.err());
+                        act.abandon(ctx);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+/// After a crash of the actor (a failed write), reload the task from the database; the unit
+/// keeps reporting to the same mailbox.
+impl actix::Supervised for TaskActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        log::warn!("task actor {} restarting", self.id);
+        self.launch = Some(Launch::Resync);
+        self.flush = None;
+        self.timeout = None;
+        self.running_since = None;
+    }
+}
+
+/// Progress, logs, results and the end of the work, from the unit.
+impl Handler<UnitReport> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnitReport, ctx: &mut Context<Self>) {
+        let Some(task) = self.task.as_ref() else { return };
+        if msg.attempt != task.attempt || msg.task_id != task.id {
+            return;
+        }
+        match msg.body {
+            ReportBody::Finished(outcome) => self.on_unit_finished(outcome, ctx),
+            ReportBody::Report(_) if self.ending.is_some() => {}
+            ReportBody::Report(Report::Log { level, message }) => {
+                self.log(level, message);
+                self.schedule_flush(ctx);
+            }
+            ReportBody::Report(Report::Result(v)) => {
+                if let Some(t) = self.task.as_mut() {
+                    t.result = Some(v);
+                    t.touch(now_ms());
+                }
+                self.schedule_flush(ctx);
+            }
+            ReportBody::Report(Report::Progress { progress, stage, message, checkpoint }) => {
+                let visible = progress.is_some() || stage.is_some() || message.is_some();
+                if self.apply_progress(progress, stage, message, checkpoint) {
+                    if visible {
+                        if let Some(t) = self.task.as_ref() {
+                            self.shared.events.publish(EventBody::progress(t, now_ms()));
+                        }
+                    }
+                    self.schedule_flush(ctx);
+                }
+            }
+        }
+    }
+}
+
+/// The hot copy of the task.
+impl Handler<Snapshot> for TaskActor {
+    type Result = Option<Task>;
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Option<Task> {
+        let mut t = self.task.clone()?;
+        if t.status == TaskStatus::Running {
+            t.active_secs = self.active_secs();
+        }
+        Some(t)
+    }
+}
+
+fn refuse(task: &Task, to: TaskStatus) -> ApiError {
+    ApiError::new(ErrorCode::InvalidTransition, format!("a {} task cannot become {to}", task.status))
+}
+
+/// Control commands; each answers with the task once its change is durable.
+impl Handler<Command> for TaskActor {
+    type Result = ResponseActFuture<Self, Result<Task, ApiError>>;
+
+    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> Self::Result {
+        let ready = |r: Result<Task, ApiError>| -> Self::Result { Box::pin(fut::ready(r)) };
+        let Some(task) = self.task.clone() else {
+            return ready(Err(ApiError::new(ErrorCode::Unavailable, "the task is being loaded; try again")));
+        };
+        let now = now_ms();
+        match msg.cmd {
+            TaskCommand::Start => ready(Err(refuse(&task, TaskStatus::Running))),
+            TaskCommand::Pause => {
+                if task.status != TaskStatus::Running || self.ending.is_some() {
+                    return ready(Err(refuse(&task, TaskStatus::Paused)));
+                }
+                self.stop_clock(ctx);
+                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
+                let h = match t.transition(TaskStatus::Paused, now, &msg.by, Some("paused".into())) {
+                    Ok(h) => h,
+                    Err(e) => return ready(Err(e.into())),
+                };
+                if let Some(unit) = &self.unit {
+                    unit.pause.do_send(unitmsg::Pause { task_id: self.id });
+                }
+                self.commit(vec![h], ctx)
+            }
+            TaskCommand::Resume => {
+                if task.status != TaskStatus::Paused || self.ending.is_some() {
+                    return ready(Err(refuse(&task, TaskStatus::Running)));
+                }
+                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
+                let h = match t.transition(TaskStatus::Running, now, &msg.by, Some("resumed".into())) {
+                    Ok(h) => h,
+                    Err(e) => return ready(Err(e.into())),
+                };
+                self.start_clock(ctx);
+                match (&self.unit, self.unit_stopped) {
+                    (Some(unit), false) => unit.resume.do_send(unitmsg::Resume { task_id: self.id }),
+                    (Some(_), true) => self.start_unit(ctx),
+                    (None, _) => self.acquire_and_start(ctx),
+                }
+                self.commit(vec![h], ctx)
+            }
+            TaskCommand::Cancel => {
+                if self.ending.is_some() {
+                    return ready(Err(refuse(&task, TaskStatus::Cancelled)));
+                }
+                match self.cancel_by(msg.by, "cancelled".into(), ctx) {
+                    Ok(fut) => fut,
+                    Err(e) => ready(Err(e)),
+                }
+            }
+            TaskCommand::Patch { priority, name, tags } => {
+                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
+                if let Some(p) = priority {
+                    t.priority = p;
+                }
+                if let Some(n) = name {
+                    t.name = n;
+                }
+                if let Some(tags) = tags {
+                    t.tags = tags;
+                }
+                t.touch(now);
+                self.commit(Vec::new(), ctx)
+            }
+            TaskCommand::Progress { progress, stage, message, checkpoint } => {
+                if !task.status.is_active() || self.ending.is_some() {
+                    return ready(Err(ApiError::new(
+                        ErrorCode::InvalidTransition,
+                        format!("progress is reported for running tasks; this one is {}", task.status),
+                    )));
+                }
+                let visible = progress.is_some() || stage.is_some() || message.is_some();
+                if self.apply_progress(progress, stage, message, checkpoint) && visible {
+                    if let Some(t) = self.task.as_ref() {
+                        self.shared.events.publish(EventBody::progress(t, now));
+                    }
+                }
+                self.commit(Vec::new(), ctx)
+            }
+            TaskCommand::Callback { status, result, error } => {
+                if self.ending.is_some() {
+                    return ready(Ok(task));
+                }
+                match status {
+                    TaskStatus::Success => {
+                        self.unit_stopped = true;
+                        self.succeed(result, ctx);
+                    }
+                    TaskStatus::Failed => {
+                        self.unit_stopped = true;
+                        self.fail(error.unwrap_or_else(|| "the unit reported failure".into()), ctx);
+                    }
+                    TaskStatus::Cancelled => {
+                        self.unit_stopped = true;
+                        let by = self.unit_name();
+                        match self.cancel_by(by, "cancelled by the unit".into(), ctx) {
+                            Ok(fut) => ctx.spawn(fut.map(|_, _, _| ())),
+                            Err(e) => return ready(Err(e)),
+                        };
+                    }
+                    TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pending => {}
+                }
+                ready(self.task.clone().ok_or_else(ApiError::internal))
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The HTTP API under `/api/v1` (SPEC §6). Handlers are thin: they parse into domain types,
+//! send to an actor or the store, and map the answer to a wire shape. Each resource module
+//! exposes `configure`.
+
+pub mod dto;
+pub mod fields;
+pub mod health;
+pub mod tasks;
+mod tasks_control;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
+
+use crate::actors::scheduler::{Explain, PendingCommand, SchedulerActor};
+use crate::actors::supervisor::{Peek, Route, Supervisor};
+use crate::actors::{Routed, Shared, TaskCommand};
+use crate::domain::{Task, TaskId, TaskStatus};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::store::tasks as q;
+use dto::TaskView;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub shared: Shared,
+    pub scheduler: Addr<SchedulerActor>,
+    pub supervisor: Addr<Supervisor>,
+    pub started: Instant,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// How often a command retries while its task moves between the scheduler and its actor.
+const ROUTE_ATTEMPTS: usize = 20;
+
+impl AppState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The task as it is now: the hot copy of an active task, else the stored row.
+    pub async fn load_task(&self, id: TaskId) -> ApiResult<Task> {
+        if let Some(t) = self.supervisor.send(Peek { id }).await? {
+            return Ok(t);
+        }
+        self.shared
+            .store
+            .read(move |c| q::get(c, id))
+            .await?
+            .ok_or_else(|| ApiError::not_found("task", id))
+    }
+
+    /// Views with `waiting_on` / `waiting_detail` filled in for pending tasks.
+    pub async fn views(&self, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
+        let pending: Vec<TaskId> = tasks.iter().filter(|t| t.status == TaskStatus::Pending).map(|t| t.id).collect();
+        let waiting = if pending.is_empty() {
+            HashMap::new()
+        } else {
+            self.scheduler.send(Explain { ids: pending }).await?
+        };
+        Ok(tasks.into_iter().map(|t| {
+            let w = waiting.get(&t.id);
+            TaskView::new(t, w)
+        }).collect())
+    }
+
+    pub async fn view(&self, task: Task) -> ApiResult<TaskView> {
+        let mut v = self.views(vec![task]).await?;
+        v.pop().ok_or_else(ApiError::internal)
+    }
+
+    /// Sends a command to whoever owns the task now: its actor if it is running or paused,
+    /// the scheduler if it is pending; a finished task's stored state decides otherwise.
+    pub async fn command(&self, id: TaskId, cmd: TaskCommand, by: &str) -> ApiResult<Task> {
+        for _ in 0..ROUTE_ATTEMPTS {
+            let routed = self.supervisor.send(Route { id, cmd: cmd.clone(), by: by.to_string() }).await?;
+            if let Routed::Done(r) = routed {
+                return r;
+            }
+            let routed = self.scheduler.send(PendingCommand { id, cmd: cmd.clone(), by: by.to_string() }).await?;
+            if let Routed::Done(r) = routed {
+                return r;
+            }
+            let task = self
+                .shared
+                .store
+                .read(move |c| q::get(c, id))
+                .await?
+                .ok_or_else(|| ApiError::not_found("task", id))?;
+            if task.status.is_terminal() {
+                return tasks_control::on_finished_task(task, &cmd);
+            }
+            // Between owners (just created, dispatched or ending): ask again shortly.
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(ApiError::new(ErrorCode::Conflict, "the task is changing state; try again"))
+    }
+}
+
+/// Parses a task id from the path; a malformed id is simply not found.
+pub fn task_id(raw: &str) -> ApiResult<TaskId> {
+    raw.parse().map_err(|_| ApiError::not_found("task", format!("'{raw}'")))
+}
+
+/// Who is asking (token names come with authentication).
+pub fn caller(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-steward-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .unwrap_or("api")
+        .to_string()
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::Overflow { limit } => ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes")),
+        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body ({length} bytes) is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")),
+        other => ApiError::new(ErrorCode::InvalidJson, format!("cannot read the body: {other}")),
+    };
+    e.into()
+}
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(max_body)
+            .content_type_required(false)
+            .error_handler(json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::new(ErrorCode::Validation, format!("bad query string: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::new(ErrorCode::NotFound, format!("bad path: {err}")).into()
+    }))
+    .configure(health::configure)
+    .service(web::scope("/api/v1").configure(tasks::configure).default_service(web::to(not_found)))
+    .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))
+    .default_service(web::to(not_found));
+}
+
+/// The dashboard's files: `STEWARD_STATIC_DIR`, else `static/` beside the working directory,
+/// else the one in the source tree this binary was built from.
+fn static_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("STEWARD_STATIC_DIR") {
+        return dir.into();
+    }
+    let local = std::path::PathBuf::from("static");
+    if local.join("index.html").exists() {
+        return local;
+    }
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+}
+
+async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
+    Err(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
+}

@@ -1,0 +1,201 @@
+//! Start-up: open the store (running migrations), start the actor tree, recover what was
+//! running, pending or paused, and serve HTTP. `Application::build` returns something with
+//! `.port()` and `.run_until_stopped()`, so tests can bind port 0.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
+
+use crate::actors::scheduler::{Activate, Enqueue, RegisterUnit, SchedulerActor, SetSupervisor};
+use crate::actors::supervisor::{Adopt, Supervisor};
+use crate::actors::units::{LocalUnit, UnitHandle};
+use crate::actors::Shared;
+use crate::api::{self, AppState};
+use crate::auth;
+use crate::config::Config;
+use crate::domain::TaskStatus;
+use crate::events::EventBus;
+use crate::scheduler::{Active, UnitSlot};
+use crate::store::{tasks as q, Store, StoreError};
+use crate::units::{Registry, UnitEnv};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds the server with the built-in task types. Must run inside an actix `System`.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        Self::build_with(config, Registry::builtin()).await
+    }
+
+    /// Builds the server with a caller-chosen registry (embedding steward as a library).
+    pub async fn build_with(config: Config, registry: Registry) -> Result<Application, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let url = config.effective_database_url();
+        let pool_size = config.db_pool_size;
+        let store = actix_rt::task::spawn_blocking(move || Store::open(&url, pool_size))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        log::info!("database: {}", store.backend().name());
+
+        let roots = config
+            .effective_data_roots()
+            .into_iter()
+            .map(|r| {
+                let _ = std::fs::create_dir_all(&r);
+                std::fs::canonicalize(&r).unwrap_or(r)
+            })
+            .collect();
+        let env = Arc::new(UnitEnv {
+            data_roots: roots,
+            kill_grace: Duration::from_secs_f64(config.kill_grace_secs),
+        });
+        let registry = Arc::new(registry);
+        let shared = Shared {
+            store,
+            events: EventBus::new(0),
+            registry: registry.clone(),
+            config: Arc::new(RwLock::new(config.clone())),
+            env: env.clone(),
+        };
+
+        let scheduler = SchedulerActor::new(shared.clone()).start();
+        let supervisor = Supervisor::new(shared.clone(), scheduler.clone()).start();
+        let local = LocalUnit::new(registry.clone(), env).start();
+        scheduler.do_send(RegisterUnit {
+            slot: UnitSlot {
+                id: LocalUnit::ID.into(),
+                types: registry.types().map(String::from).collect(),
+                labels: Default::default(),
+                capacity: config.local_unit_capacity,
+                load: 0,
+                accepting: true,
+            },
+            handle: UnitHandle::of(LocalUnit::ID, &local),
+        });
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let recovered = Instant::now();
+        recover(&shared, &scheduler, &supervisor).await?;
+        scheduler.do_send(SetSupervisor(supervisor.clone()));
+        ready.store(true, Ordering::SeqCst);
+        log::info!("recovery done in {:?}", recovered.elapsed());
+
+        let state = web::Data::new(AppState {
+            shared,
+            scheduler,
+            supervisor,
+            started: Instant::now(),
+            ready,
+        });
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        match &config.admin_token {
+            Some(t) if !t.is_empty() => log::info!("listening on http://{addr} (bearer token required)"),
+            _ => log::warn!("listening on http://{addr} WITHOUT authentication (loopback only; set STEWARD_ADMIN_TOKEN to require a token)"),
+        }
+        let server_state = state.clone();
+        let max_body = config.max_body_bytes;
+        let token = auth::Tokens::from_config(&config);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(web::Data::new(token.clone()))
+                .wrap(middleware::from_fn(auth::require_token))
+                .configure(|c| api::configure(c, max_body))
+        })
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        if config.http_workers > 0 {
+            server = server.workers(config.http_workers);
+        }
+        Ok(Application {
+            port: addr.port(),
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Rebuilds the scheduler and the task actors from the database (SPEC §2.2 crash recovery):
+/// running tasks resume from their checkpoint, paused ones stay paused, pending ones queue.
+async fn recover(
+    shared: &Shared,
+    scheduler: &Addr<SchedulerActor>,
+    supervisor: &Addr<Supervisor>,
+) -> Result<(), StoreError> {
+    let live = shared.store.read(q::live).await?;
+    let (mut running, mut paused, mut pending) = (0, 0, Vec::new());
+    for task in live {
+        match task.status {
+            TaskStatus::Pending => pending.push(task),
+            TaskStatus::Running | TaskStatus::Paused => {
+                if task.status == TaskStatus::Running {
+                    running += 1;
+                } else {
+                    paused += 1;
+                }
+                scheduler.do_send(Activate {
+                    id: task.id,
+                    active: Active {
+                        task_type: task.task_type.clone(),
+                        mutex: task.mutex.clone(),
+                        batch: task.batch_id.clone(),
+                        unit: None,
+                    },
+                });
+                supervisor.do_send(Adopt { task, unit: None });
+            }
+            _ => {}
+        }
+    }
+    if running + paused + pending.len() > 0 {
+        log::info!(
+            "recovering {running} running, {paused} paused and {} pending task(s)",
+            pending.len()
+        );
+    }
+    scheduler.do_send(Enqueue { tasks: pending });
+    Ok(())
+}

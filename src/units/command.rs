@@ -1,0 +1,249 @@
+//! `command`: runs a program (argv, env, cwd) in its own process group. stdout lines become
+//! INFO logs and stderr lines WARNING logs, except stdout lines `@steward {json}`, which report
+//! `progress`, `stage`, `message`, `checkpoint` and `result`. Pause is SIGSTOP and resume
+//! SIGCONT to the whole group; cancel is SIGTERM, then SIGKILL after the grace period. A
+//! non-zero exit fails the task with the code in `error`.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::Instant;
+
+use super::{opt_field, ConfigError, Control, Job, JobContext, Outcome, Report, TaskHandler, UnitEnv};
+use crate::domain::LogLevel;
+
+/// How long output may keep flowing after the process exited (grandchildren holding the pipes).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// The prefix of a progress-protocol line on stdout.
+const PROTOCOL_PREFIX: &str = "@steward ";
+
+pub struct CommandUnit;
+
+struct Spec {
+    program: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+}
+
+fn spec_of(config: &Value) -> Result<Spec, ConfigError> {
+    if !config.is_object() {
+        return Err(ConfigError { field: "config".into(), message: "must be an object".into() });
+    }
+    let program = match opt_field(config, "program") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(v) => return Err(ConfigError::new("program", format!("must be a non-empty string, not {v}"))),
+        None => return Err(ConfigError::new("program", "is required")),
+    };
+    let args = match opt_field(config, "args") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(ConfigError::new(&format!("args[{i}]"), format!("must be a string, not {other}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => return Err(ConfigError::new("args", format!("must be an array of strings, not {v}"))),
+    };
+    let env = match opt_field(config, "env") {
+        None => BTreeMap::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                other => Err(ConfigError::new(&format!("env.{k}"), format!("must be a string, not {other}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => return Err(ConfigError::new("env", format!("must be an object of strings, not {v}"))),
+    };
+    let cwd = match opt_field(config, "cwd") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => return Err(ConfigError::new("cwd", format!("must be a string, not {v}"))),
+    };
+    Ok(Spec { program, args, env, cwd })
+}
+
+impl TaskHandler for CommandUnit {
+    fn task_type(&self) -> &str {
+        "command"
+    }
+
+    fn config_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "required": ["program"],
+            "properties": {
+                "program": {"type": "string"},
+                "args": {"type": "array", "items": {"type": "string"}},
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                "cwd": {"type": "string", "description": "under the data roots; default: the first root"}
+            }
+        })
+    }
+
+    fn validate(&self, config: &Value, env: &UnitEnv) -> Result<(), ConfigError> {
+        let spec = spec_of(config)?;
+        if let Some(cwd) = &spec.cwd {
+            env.path(cwd).map_err(|m| ConfigError::new("cwd", m))?;
+        }
+        Ok(())
+    }
+
+    fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<'static, Outcome> {
+        async move {
+            let spec = match spec_of(&job.config) {
+                Ok(s) => s,
+                Err(e) => return Outcome::Failed(format!("{}: {}", e.field, e.message)),
+            };
+            run_command(spec, job, ctx).await
+        }
+        .boxed()
+    }
+}
+
+fn signal_group(pgid: Option<Pid>, sig: Signal) {
+    if let Some(pgid) = pgid {
+        if let Err(e) = killpg(pgid, sig) {
+            log::debug!("killpg({pgid}, {sig}) failed: {e}");
+        }
+    }
+}
+
+async fn run_command(spec: Spec, job: Job, mut ctx: JobContext) -> Outcome {
+    let cwd = match spec.cwd.as_deref() {
+        Some(c) => match ctx.env.path(c) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failed(format!("cwd: {e}")),
+        },
+        None => match ctx.env.data_roots.first() {
+            Some(p) => p.clone(),
+            None => return Outcome::Failed("no data root to run in".into()),
+        },
+    };
+    let checkpoint = job.checkpoint.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(&spec.env)
+        .env("STEWARD_TASK_ID", job.task_id.to_string())
+        .env("STEWARD_ATTEMPT", job.attempt.to_string())
+        .env("STEWARD_CHECKPOINT", checkpoint)
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("cannot start '{}': {e}", spec.program)),
+    };
+    let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Outcome::Failed("the process has no output pipes".into());
+    };
+    let mut out = BufReader::new(stdout).lines();
+    let mut err = BufReader::new(stderr).lines();
+    let (mut out_done, mut err_done) = (false, false);
+    let mut exit = None;
+    let mut result = None;
+    let mut cancelled = false;
+    let mut kill_at: Option<Instant> = None;
+    let mut drain_until: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    if ctx.control() == Control::Pause {
+        signal_group(pgid, Signal::SIGSTOP);
+    }
+    while !(out_done && err_done && exit.is_some()) {
+        tokio::select! {
+            line = out.next_line(), if !out_done => match line {
+                Ok(Some(l)) => stdout_line(&ctx, &l, &mut result),
+                _ => out_done = true,
+            },
+            line = err.next_line(), if !err_done => match line {
+                Ok(Some(l)) => ctx.log(LogLevel::Warning, l),
+                _ => err_done = true,
+            },
+            status = child.wait(), if exit.is_none() => {
+                exit = Some(status);
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                if cancelled {
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+            },
+            c = ctx.changed(), if !cancelled && exit.is_none() => match c {
+                Control::Pause => signal_group(pgid, Signal::SIGSTOP),
+                Control::Run => signal_group(pgid, Signal::SIGCONT),
+                Control::Cancel => {
+                    cancelled = true;
+                    signal_group(pgid, Signal::SIGTERM);
+                    signal_group(pgid, Signal::SIGCONT);
+                    kill_at = Some(Instant::now() + ctx.env.kill_grace);
+                }
+            },
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() && exit.is_none() => {
+                ctx.log(LogLevel::Warning, "did not stop within the grace period; sending SIGKILL");
+                signal_group(pgid, Signal::SIGKILL);
+                kill_at = None;
+            },
+            _ = tokio::time::sleep_until(drain_until.unwrap_or_else(far)), if drain_until.is_some() => {
+                break;
+            },
+        }
+    }
+    if cancelled {
+        return Outcome::Cancelled;
+    }
+    match exit {
+        Some(Ok(status)) if status.success() => {
+            Outcome::Success(Some(result.unwrap_or_else(|| json!({"exit_code": 0}))))
+        }
+        Some(Ok(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => Outcome::Failed(format!("exit code {code}")),
+            (None, Some(sig)) => Outcome::Failed(format!("killed by signal {sig}")),
+            _ => Outcome::Failed("exited abnormally".into()),
+        },
+        Some(Err(e)) => Outcome::Failed(format!("cannot wait for the process: {e}")),
+        None => Outcome::Failed("the process did not exit".into()),
+    }
+}
+
+/// Handles one stdout line: a protocol report or an INFO log line.
+fn stdout_line(ctx: &JobContext, line: &str, result: &mut Option<Value>) {
+    let Some(body) = line.strip_prefix(PROTOCOL_PREFIX) else {
+        ctx.log(LogLevel::Info, line);
+        return;
+    };
+    let msg: Value = match serde_json::from_str(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            ctx.log(LogLevel::Warning, format!("ignored a malformed progress line: {line}"));
+            return;
+        }
+    };
+    let progress = msg.get("progress").and_then(Value::as_f64).filter(|p| (0.0..=100.0).contains(p));
+    let text = |k: &str| msg.get(k).and_then(Value::as_str).map(String::from);
+    let checkpoint = msg.get("checkpoint").filter(|v| !v.is_null()).cloned();
+    if progress.is_some() || checkpoint.is_some() || msg.get("stage").is_some() || msg.get("message").is_some() {
+        ctx.report(Report::Progress { progress, stage: text("stage"), message: text("message"), checkpoint });
+    }
+    if let Some(r) = msg.get("result").filter(|v| !v.is_null()) {
+        *result = Some(r.clone());
+        ctx.report(Report::Result(r.clone()));
+    }
+    if let Some(l) = text("log") {
+        ctx.log(LogLevel::Info, l);
+    }
+}

@@ -26,11 +26,17 @@ use crate::units::{Registry, UnitEnv};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot prepare {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {

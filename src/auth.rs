@@ -19,7 +19,11 @@ pub struct Tokens {
 impl Tokens {
     pub fn from_config(c: &Config) -> Self {
         Tokens {
-            admin: c.admin_token.as_ref().filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec()),
+            admin: c
+                .admin_token
+                .as_ref()
+                .filter(|t| !t.is_empty())
+                .map(|t| t.as_bytes().to_vec()),
         }
     }
 
@@ -47,13 +51,17 @@ pub async fn require_token(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let tokens = req.app_data::<web::Data<Tokens>>().cloned();
-    let open = OPEN_PATHS.contains(&req.path()) || !req.path().starts_with("/api/") && req.path() != "/metrics";
+    let open = OPEN_PATHS.contains(&req.path())
+        || !req.path().starts_with("/api/") && req.path() != "/metrics";
     if let (Some(tokens), false) = (tokens, open) {
         let presented = req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().as_bytes().to_vec());
         if !tokens.accepts(presented.as_deref()) {
             let err = ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required");

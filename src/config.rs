@@ -154,11 +154,7 @@ impl Config {
         merge(&mut base, map);
         let config: Config = serde_json::from_value(Value::Object(base)).map_err(|e| {
             let msg = e.to_string();
-            let key = msg
-                .split('`')
-                .nth(1)
-                .unwrap_or("config")
-                .to_string();
+            let key = msg.split('`').nth(1).unwrap_or("config").to_string();
             ConfigError::new(&key, msg)
         })?;
         config.validate()?;
@@ -167,14 +163,17 @@ impl Config {
 
     /// Checks ranges and relations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.bind
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::new("bind", format!("'{}' is not ADDR:PORT ({e})", self.bind)))?;
+        self.bind.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::new("bind", format!("'{}' is not ADDR:PORT ({e})", self.bind))
+        })?;
         positive("max_parallel_tasks", self.max_parallel_tasks as f64)?;
         positive("local_unit_capacity", self.local_unit_capacity as f64)?;
         positive("max_batch_tasks", self.max_batch_tasks as f64)?;
         positive("priority_ageing_secs", self.priority_ageing_secs)?;
-        positive("unit_heartbeat_timeout_secs", self.unit_heartbeat_timeout_secs)?;
+        positive(
+            "unit_heartbeat_timeout_secs",
+            self.unit_heartbeat_timeout_secs,
+        )?;
         positive("stall_timeout_secs", self.stall_timeout_secs)?;
         positive("db_pool_size", f64::from(self.db_pool_size))?;
         positive("max_body_bytes", self.max_body_bytes as f64)?;
@@ -209,7 +208,10 @@ impl Config {
         if log_filter(&self.log_level).is_none() {
             return Err(ConfigError::new(
                 "log_level",
-                format!("'{}' is not one of error, warn, info, debug, trace", self.log_level),
+                format!(
+                    "'{}' is not one of error, warn, info, debug, trace",
+                    self.log_level
+                ),
             ));
         }
         Ok(())
@@ -334,9 +336,19 @@ mod tests {
         let vars = vec![
             ("STEWARD_MAX_PARALLEL_TASKS".to_string(), "1".to_string()),
             ("STEWARD_BIND".to_string(), "0.0.0.0:9000".to_string()),
-            ("STEWARD_DATABASE_URL".to_string(), "postgres://x@y/z".to_string()),
-            ("STEWARD_SCHEDULING_STRATEGY".to_string(), "fifo".to_string()),
-            ("STEWARD_TYPE_LIMITS".to_string(), r#"{"sleep": 2}"#.to_string()),
+            ("STEWARD_ADMIN_TOKEN".to_string(), "s3cret".to_string()),
+            (
+                "STEWARD_DATABASE_URL".to_string(),
+                "postgres://x@y/z".to_string(),
+            ),
+            (
+                "STEWARD_SCHEDULING_STRATEGY".to_string(),
+                "fifo".to_string(),
+            ),
+            (
+                "STEWARD_TYPE_LIMITS".to_string(),
+                r#"{"sleep": 2}"#.to_string(),
+            ),
             ("OTHER".to_string(), "ignored".to_string()),
         ];
         let layer = env_layer(&defaults, vars.into_iter()).unwrap();
@@ -349,6 +361,17 @@ mod tests {
     }
 
     #[test]
+    fn a_non_loopback_bind_needs_a_token() {
+        let mut m = Map::new();
+        m.insert("bind".into(), Value::from("0.0.0.0:8080"));
+        let err = Config::from_map(m.clone()).unwrap_err();
+        assert_eq!(err.key, "bind");
+        assert!(err.message.contains("admin_token"), "{}", err.message);
+        m.insert("admin_token".into(), Value::from("t"));
+        assert!(Config::from_map(m).is_ok());
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let mut m = Map::new();
         m.insert("max_parallel_tasks".into(), Value::from(0));
@@ -358,7 +381,10 @@ mod tests {
         assert_eq!(Config::from_map(m).unwrap_err().key, "max_cpu_percent");
         let mut m = Map::new();
         m.insert("no_such_key".into(), Value::from(1));
-        assert!(Config::from_map(m).unwrap_err().message.contains("no_such_key"));
+        assert!(Config::from_map(m)
+            .unwrap_err()
+            .message
+            .contains("no_such_key"));
         let vars = vec![("STEWARD_MAX_PARALLEL_TASKS".to_string(), "many".to_string())];
         let err = env_layer(&as_map(&Config::default()), vars.into_iter()).unwrap_err();
         assert_eq!(err.key, "max_parallel_tasks");

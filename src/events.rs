@@ -62,7 +62,12 @@ pub enum EventBody {
 }
 
 impl EventBody {
-    pub fn status(task: &Task, from: Option<TaskStatus>, reason: Option<String>, at: Millis) -> Self {
+    pub fn status(
+        task: &Task,
+        from: Option<TaskStatus>,
+        reason: Option<String>,
+        at: Millis,
+    ) -> Self {
         EventBody::Status {
             task_id: task.id,
             batch_id: task.batch_id.clone(),

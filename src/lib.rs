@@ -1,18 +1,18 @@
 //! steward: a task orchestration server. See README.md for the tour and `actors` for the
 //! actor tree.
 
-pub mod config;
-pub mod domain;
-pub mod error;
-pub mod scheduler;
-pub mod store;
-pub mod events;
-pub mod paths;
-pub mod units;
 pub mod actors;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod paths;
+pub mod scheduler;
+pub mod store;
+pub mod units;
 
 pub use app::Application;
 pub use config::Config;

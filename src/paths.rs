@@ -16,10 +16,12 @@ pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, String> {
     } else {
         absolute(first).join(given)
     };
-    let lexical = normalize(&joined).ok_or_else(|| format!("'{raw}' climbs above the filesystem root"))?;
+    let lexical =
+        normalize(&joined).ok_or_else(|| format!("'{raw}' climbs above the filesystem root"))?;
     let resolved = resolve_existing_prefix(&lexical);
     let inside = roots.iter().any(|root| {
-        let root = std::fs::canonicalize(root).unwrap_or_else(|_| normalize(&absolute(root)).unwrap_or_default());
+        let root = std::fs::canonicalize(root)
+            .unwrap_or_else(|_| normalize(&absolute(root)).unwrap_or_default());
         resolved.starts_with(&root)
     });
     if inside {
@@ -27,7 +29,11 @@ pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!(
             "'{raw}' is outside the data roots ({})",
-            roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     }
 }
@@ -36,7 +42,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -87,11 +95,17 @@ mod tests {
         let root = std::fs::canonicalize(dir.path()).unwrap();
         let roots = vec![root.clone()];
         assert_eq!(confine(&roots, "a/b.csv").unwrap(), root.join("a/b.csv"));
-        assert_eq!(confine(&roots, &root.join("x").display().to_string()).unwrap(), root.join("x"));
+        assert_eq!(
+            confine(&roots, &root.join("x").display().to_string()).unwrap(),
+            root.join("x")
+        );
         assert!(confine(&roots, "../etc/passwd").is_err());
         assert!(confine(&roots, "/etc/passwd").is_err());
         assert!(confine(&roots, "a/../../x").is_err());
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
-        assert!(confine(&roots, "link/passwd").is_err(), "symlinks may not lead out");
+        assert!(
+            confine(&roots, "link/passwd").is_err(),
+            "symlinks may not lead out"
+        );
     }
 }

@@ -92,6 +92,6 @@ pub enum TaskCommand {
 /// Whether an actor handled a command or the task is not its to handle.
 #[derive(Debug)]
 pub enum Routed {
-    Done(Result<Task, ApiError>),
+    Done(Result<Box<Task>, ApiError>),
     NotHere,
 }

@@ -187,7 +187,10 @@ impl SchedulerActor {
         if let Some(sup) = &self.supervisor {
             while let Some(d) = self.core.next_dispatch() {
                 match self.handles.get(&d.unit) {
-                    Some(unit) => sup.do_send(RunTask { id: d.id, unit: unit.clone() }),
+                    Some(unit) => sup.do_send(RunTask {
+                        id: d.id,
+                        unit: unit.clone(),
+                    }),
                     None => {
                         log::error!("unit {} has no handle; releasing task {}", d.unit, d.id);
                         self.core.release(d.id);
@@ -241,10 +244,18 @@ impl SchedulerActor {
         ctx.spawn(work.into_actor(self).map(|cancelled, act, ctx| {
             let now = now_ms();
             for t in cancelled {
-                act.shared.events.publish(EventBody::status(&t, Some(TaskStatus::Pending), Some("dependency failed".into()), now));
+                act.shared.events.publish(EventBody::status(
+                    &t,
+                    Some(TaskStatus::Pending),
+                    Some("dependency failed".into()),
+                    now,
+                ));
                 let next = act.core.dependency_finished(t.id, false, now);
                 if !next.is_empty() {
-                    ctx.notify(CancelDoomed { ids: next, because: t.id });
+                    ctx.notify(CancelDoomed {
+                        ids: next,
+                        because: t.id,
+                    });
                 }
             }
         }));

@@ -75,7 +75,8 @@ impl Supervisor {
         let shared = self.shared.clone();
         let scheduler = self.scheduler.clone();
         let me = ctx.address();
-        let addr = actix::Supervisor::start(move |_| TaskActor::new(id, launch, shared, scheduler, me));
+        let addr =
+            actix::Supervisor::start(move |_| TaskActor::new(id, launch, shared, scheduler, me));
         self.tasks.insert(id, addr);
     }
 }
@@ -97,7 +98,14 @@ impl Handler<Adopt> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
         let id = msg.task.id;
-        self.spawn(id, Launch::Adopt { task: Box::new(msg.task), unit: msg.unit }, ctx);
+        self.spawn(
+            id,
+            Launch::Adopt {
+                task: Box::new(msg.task),
+                unit: msg.unit,
+            },
+            ctx,
+        );
     }
 }
 
@@ -109,8 +117,14 @@ impl Handler<Route> for Supervisor {
             return Box::pin(async { Routed::NotHere });
         };
         Box::pin(async move {
-            match addr.send(Command { cmd: msg.cmd, by: msg.by }).await {
-                Ok(r) => Routed::Done(r),
+            match addr
+                .send(Command {
+                    cmd: msg.cmd,
+                    by: msg.by,
+                })
+                .await
+            {
+                Ok(r) => Routed::Done(r.map(Box::new)),
                 Err(_) => Routed::NotHere,
             }
         })

@@ -41,7 +41,10 @@ pub enum Launch {
     /// The scheduler picked a pending task for this unit.
     Dispatch { unit: UnitHandle },
     /// Rebuilt at start-up (or after a crash of the actor): the task is running or paused.
-    Adopt { task: Box<Task>, unit: Option<UnitHandle> },
+    Adopt {
+        task: Box<Task>,
+        unit: Option<UnitHandle>,
+    },
     /// Restarted by the actix supervisor: reload from the database.
     Resync,
 }
@@ -49,6 +52,8 @@ pub enum Launch {
 pub struct TaskActor {
     id: TaskId,
     task: Option<Task>,
+    /// The task as last committed: what readers see (with live progress laid over it).
+    durable: Option<Task>,
     shared: Shared,
     scheduler: Addr<SchedulerActor>,
     supervisor: Addr<Supervisor>,
@@ -79,6 +84,7 @@ impl TaskActor {
         TaskActor {
             id,
             task: None,
+            durable: None,
             shared,
             scheduler,
             supervisor,
@@ -98,13 +104,19 @@ impl TaskActor {
     }
 
     fn unit_name(&self) -> String {
-        self.unit.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| "system".into())
+        self.unit
+            .as_ref()
+            .map(|u| u.id.clone())
+            .unwrap_or_else(|| "system".into())
     }
 
     /// Seconds this attempt has run, paused time excluded.
     fn active_secs(&self) -> f64 {
         let base = self.task.as_ref().map(|t| t.active_secs).unwrap_or(0.0);
-        base + self.running_since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0)
+        base + self
+            .running_since
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0)
     }
 
     fn start_clock(&mut self, ctx: &mut Context<Self>) {
@@ -127,8 +139,12 @@ impl TaskActor {
         if let Some(h) = self.timeout.take() {
             ctx.cancel_future(h);
         }
-        let Some(task) = self.task.as_ref() else { return };
-        let limit = task.timeout_secs.unwrap_or_else(|| self.shared.config().default_timeout_secs);
+        let Some(task) = self.task.as_ref() else {
+            return;
+        };
+        let limit = task
+            .timeout_secs
+            .unwrap_or_else(|| self.shared.config().default_timeout_secs);
         if limit <= 0.0 {
             return;
         }
@@ -140,8 +156,11 @@ impl TaskActor {
     }
 
     /// Writes the task (if it changed) with its history rows and any buffered log lines, in
-    /// call order with every other write of this actor.
-    fn persist(&mut self, history: Vec<Transition>) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
+    /// call order with every other write of this actor; yields the snapshot now durable.
+    fn persist(
+        &mut self,
+        history: Vec<Transition>,
+    ) -> impl std::future::Future<Output = Result<Option<Task>, StoreError>> + 'static {
         let task = self.task.clone();
         let expected = self.persisted_version;
         if let Some(t) = &task {
@@ -152,26 +171,57 @@ impl TaskActor {
             if !logs.is_empty() {
                 q::insert_logs(c, &logs)?;
             }
-            if let Some(task) = task.filter(|t| t.version != expected || !history.is_empty()) {
-                if !q::save(c, &task, expected, &history)? {
+            if let Some(t) = task
+                .as_ref()
+                .filter(|t| t.version != expected || !history.is_empty())
+            {
+                if !q::save(c, t, expected, &history)? {
                     return Err(StoreError::Conflict);
                 }
             }
-            Ok(())
+            Ok(task)
         })
+    }
+
+    /// What a reader sees: the last durable state, with the live progress of the same
+    /// attempt laid over it (progress is coalesced into writes every [`FLUSH_INTERVAL`]).
+    pub(super) fn readable(&self) -> Option<Task> {
+        let hot = self.task.as_ref()?;
+        let mut t = self.durable.clone().unwrap_or_else(|| hot.clone());
+        if t.status == hot.status && t.attempt == hot.attempt {
+            t.progress = hot.progress;
+            t.stage = hot.stage.clone();
+            t.message = hot.message.clone();
+            t.eta_secs = hot.eta_secs;
+            t.checkpoint = hot.checkpoint.clone();
+        }
+        if t.status == TaskStatus::Running {
+            t.active_secs = self.active_secs();
+        }
+        Some(t)
     }
 
     /// Persists, then publishes the status events of `history`; a failed write restarts the
     /// actor, which reloads the truth from the database.
-    fn commit(&mut self, history: Vec<Transition>, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+    fn commit(
+        &mut self,
+        history: Vec<Transition>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
         let events: Vec<EventBody> = match self.task.as_ref() {
-            Some(t) => history.iter().map(|h| EventBody::status(t, h.from, h.reason.clone(), h.at)).collect(),
+            Some(t) => history
+                .iter()
+                .map(|h| EventBody::status(t, h.from, h.reason.clone(), h.at))
+                .collect(),
             None => Vec::new(),
         };
         let fut = self.persist(history);
         let _ = ctx;
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
+            Ok(snapshot) => {
+                if snapshot.is_some() {
+                    act.durable = snapshot;
+                }
                 for e in events {
                     act.shared.events.publish(e);
                 }
@@ -179,7 +229,10 @@ impl TaskActor {
                 act.task.clone().ok_or_else(ApiError::internal)
             }
             Err(e) => {
-                log::error!("task {}: write failed ({e}); reloading from the database", act.id);
+                log::error!(
+                    "task {}: write failed ({e}); reloading from the database",
+                    act.id
+                );
                 ctx.stop();
                 Err(ApiError::from(e))
             }
@@ -191,8 +244,13 @@ impl TaskActor {
             self.flush = Some(ctx.run_later(FLUSH_INTERVAL, |act, ctx| {
                 act.flush = None;
                 let fut = act.persist(Vec::new());
-                ctx.spawn(fut.into_actor(act).map(|res, act, ctx| {
-                    if let Err(e) = res {
+                ctx.spawn(fut.into_actor(act).map(|res, act, ctx| match res {
+                    Ok(snapshot) => {
+                        if snapshot.is_some() {
+                            act.durable = snapshot;
+                        }
+                    }
+                    Err(e) => {
                         log::error!("task {}: progress write failed ({e}); reloading", act.id);
                         ctx.stop();
                     }
@@ -202,7 +260,9 @@ impl TaskActor {
     }
 
     fn start_unit(&mut self, ctx: &mut Context<Self>) {
-        let (Some(unit), Some(task)) = (self.unit.clone(), self.task.as_ref()) else { return };
+        let (Some(unit), Some(task)) = (self.unit.clone(), self.task.as_ref()) else {
+            return;
+        };
         let job = Job {
             task_id: task.id,
             attempt: task.attempt,
@@ -211,7 +271,10 @@ impl TaskActor {
             checkpoint: task.checkpoint.clone(),
         };
         self.unit_stopped = false;
-        let start = unit.start.send(unitmsg::Start { job, reporter: ctx.address().recipient() });
+        let start = unit.start.send(unitmsg::Start {
+            job,
+            reporter: ctx.address().recipient(),
+        });
         ctx.spawn(start.into_actor(self).map(|res, act, ctx| {
             let refused = match res {
                 Ok(Ok(())) => return,
@@ -223,29 +286,51 @@ impl TaskActor {
         }));
     }
 
-    /// The scheduler chose this task: pending -> running, then hand it to the unit.
-    fn begin_dispatch(&mut self, mut task: Task, unit: UnitHandle, ctx: &mut Context<Self>) {
-        self.persisted_version = task.version;
-        let now = now_ms();
-        let reason = format!("started on unit {}", unit.id);
-        let h = match task.transition(TaskStatus::Running, now, "scheduler", Some(reason)) {
-            Ok(h) => h,
-            Err(e) => {
-                log::warn!("task {}: cannot start ({e})", self.id);
-                return self.abandon(ctx);
-            }
-        };
-        task.unit_id = Some(unit.id.clone());
-        task.held = false;
-        task.not_before = None;
+    /// The scheduler chose this task: pending -> running in one atomic write, then hand it
+    /// to the unit. A task that stopped being pending meanwhile (cancelled) is let go.
+    fn begin_dispatch(&mut self, unit: UnitHandle, ctx: &mut Context<Self>) {
+        let id = self.id;
+        let unit_id = unit.id.clone();
+        let write = self.shared.store.write(move |c| {
+            q::modify(c, id, |t| {
+                if t.status != TaskStatus::Pending {
+                    return Err(t.status);
+                }
+                let reason = format!("started on unit {unit_id}");
+                let h = t
+                    .transition(TaskStatus::Running, now_ms(), "scheduler", Some(reason))
+                    .map_err(|e| e.from)?;
+                t.unit_id = Some(unit_id);
+                t.held = false;
+                t.not_before = None;
+                Ok(vec![h])
+            })
+        });
         self.unit = Some(unit);
-        self.task = Some(task);
-        self.start_clock(ctx);
-        let fut = self.commit(vec![h], ctx);
-        ctx.spawn(fut.map(|res, act, ctx| {
-            let still_running = act.task.as_ref().is_some_and(|t| t.status == TaskStatus::Running);
-            if res.is_ok() && still_running && act.ending.is_none() {
+        ctx.wait(write.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Ok(task)) => {
+                act.persisted_version = task.version;
+                act.durable = Some(task.clone());
+                act.shared.events.publish(EventBody::status(
+                    &task,
+                    Some(TaskStatus::Pending),
+                    task.unit_id.clone().map(|u| format!("started on unit {u}")),
+                    task.updated_at,
+                ));
+                act.task = Some(task);
+                act.start_clock(ctx);
                 act.start_unit(ctx);
+            }
+            Ok(Err(status)) => {
+                log::debug!(
+                    "task {}: no longer pending ({status}); not starting it",
+                    act.id
+                );
+                act.abandon(ctx);
+            }
+            Err(e) => {
+                log::error!("task {}: cannot start ({e})", act.id);
+                act.abandon(ctx);
             }
         }));
     }
@@ -253,19 +338,38 @@ impl TaskActor {
     /// The dispatch could not happen (the task changed meanwhile): free the slot.
     fn abandon(&mut self, ctx: &mut Context<Self>) {
         self.done = true;
-        self.scheduler.do_send(TaskEnded { id: self.id, ended: Ended::Abandoned });
+        self.scheduler.do_send(TaskEnded {
+            id: self.id,
+            ended: Ended::Abandoned,
+        });
+        self.supervisor.do_send(TaskActorStopped { id: self.id });
+        ctx.stop();
+    }
+
+    /// The task is still pending in the database (its start never became durable): free the
+    /// slot and put it back in the queue.
+    fn give_back(&mut self, task: Task, ctx: &mut Context<Self>) {
+        self.done = true;
+        self.scheduler.do_send(TaskEnded {
+            id: self.id,
+            ended: Ended::Retry(Box::new(task)),
+        });
         self.supervisor.do_send(TaskActorStopped { id: self.id });
         ctx.stop();
     }
 
     fn adopt(&mut self, task: Task, unit: Option<UnitHandle>, ctx: &mut Context<Self>) {
         self.persisted_version = task.version;
+        self.durable = Some(task.clone());
         let status = task.status;
         self.task = Some(task);
         match status {
             TaskStatus::Running => {
                 self.start_clock(ctx);
-                self.log(LogLevel::Info, "resumed from its last checkpoint after a server restart".into());
+                self.log(
+                    LogLevel::Info,
+                    "resumed from its last checkpoint after a server restart".into(),
+                );
                 self.schedule_flush(ctx);
                 match unit {
                     Some(u) => {
@@ -285,8 +389,15 @@ impl TaskActor {
 
     /// Asks the scheduler for a unit and starts the work there from its checkpoint.
     fn acquire_and_start(&mut self, ctx: &mut Context<Self>) {
-        let labels = self.task.as_ref().map(|t| t.unit_labels.clone()).unwrap_or_default();
-        let ask = self.scheduler.send(AcquireUnit { id: self.id, labels });
+        let labels = self
+            .task
+            .as_ref()
+            .map(|t| t.unit_labels.clone())
+            .unwrap_or_default();
+        let ask = self.scheduler.send(AcquireUnit {
+            id: self.id,
+            labels,
+        });
         ctx.spawn(ask.into_actor(self).map(|res, act, ctx| match res {
             Ok(Some(unit)) => {
                 if let Some(t) = act.task.as_mut() {
@@ -303,7 +414,9 @@ impl TaskActor {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        let Some(task) = self.task.as_ref() else { return };
+        let Some(task) = self.task.as_ref() else {
+            return;
+        };
         let at = now_ms();
         self.shared.events.publish(EventBody::Log {
             task_id: task.id,
@@ -313,13 +426,27 @@ impl TaskActor {
             message: message.clone(),
             at: crate::domain::rfc3339(at),
         });
-        self.pending_logs.push(LogLine { task_id: task.id, attempt: task.attempt, level, message, at });
+        self.pending_logs.push(LogLine {
+            task_id: task.id,
+            attempt: task.attempt,
+            level,
+            message,
+            at,
+        });
     }
 
     /// Applies a progress report; returns whether anything changed.
-    fn apply_progress(&mut self, progress: Option<f64>, stage: Option<String>, message: Option<String>, checkpoint: Option<serde_json::Value>) -> bool {
+    fn apply_progress(
+        &mut self,
+        progress: Option<f64>,
+        stage: Option<String>,
+        message: Option<String>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> bool {
         let active = self.active_secs();
-        let Some(task) = self.task.as_mut() else { return false };
+        let Some(task) = self.task.as_mut() else {
+            return false;
+        };
         let mut changed = false;
         if let Some(p) = progress {
             if task.advance_progress(p) {
@@ -356,10 +483,17 @@ impl TaskActor {
         }
         self.stop_clock(ctx);
         let by = self.unit_name();
-        let Some(task) = self.task.as_mut() else { return };
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
         let now = now_ms();
         if task.status == TaskStatus::Paused {
-            if let Ok(h) = task.transition(TaskStatus::Running, now, &by, Some("failed while paused".into())) {
+            if let Ok(h) = task.transition(
+                TaskStatus::Running,
+                now,
+                &by,
+                Some("failed while paused".into()),
+            ) {
                 let _ = h;
             }
         }
@@ -389,16 +523,27 @@ impl TaskActor {
 
     /// Records the decided outcome; the returned future answers once it is durable. The
     /// actor ends when that has happened and the unit has stopped.
-    fn end_with(&mut self, ended: Ended, history: Vec<Transition>, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+    fn end_with(
+        &mut self,
+        ended: Ended,
+        history: Vec<Transition>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
         self.ending = Some(ended);
         let slack = self.shared.config().kill_grace_secs;
-        ctx.run_later(Duration::from_secs_f64(slack) + STOP_CONFIRM_SLACK, |act, ctx| {
-            if !act.unit_stopped {
-                log::warn!("task {}: the unit did not confirm it stopped; finalizing anyway", act.id);
-                act.unit_stopped = true;
-                act.maybe_finalize(ctx);
-            }
-        });
+        ctx.run_later(
+            Duration::from_secs_f64(slack) + STOP_CONFIRM_SLACK,
+            |act, ctx| {
+                if !act.unit_stopped {
+                    log::warn!(
+                        "task {}: the unit did not confirm it stopped; finalizing anyway",
+                        act.id
+                    );
+                    act.unit_stopped = true;
+                    act.maybe_finalize(ctx);
+                }
+            },
+        );
         let fut = self.commit(history, ctx);
         Box::pin(fut.map(|res, act, ctx| {
             if res.is_ok() {
@@ -418,7 +563,9 @@ impl TaskActor {
         if self.done || !self.final_committed || !self.unit_stopped {
             return;
         }
-        let Some(ended) = self.ending.clone() else { return };
+        let Some(ended) = self.ending.clone() else {
+            return;
+        };
         self.done = true;
         if let Some(h) = self.flush.take() {
             ctx.cancel_future(h);
@@ -455,11 +602,18 @@ impl TaskActor {
     fn succeed(&mut self, result: Option<serde_json::Value>, ctx: &mut Context<Self>) {
         self.stop_clock(ctx);
         let by = self.unit_name();
-        let Some(task) = self.task.as_mut() else { return };
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
         let now = now_ms();
         let mut history = Vec::new();
         if task.status == TaskStatus::Paused {
-            if let Ok(h) = task.transition(TaskStatus::Running, now, &by, Some("finished while pausing".into())) {
+            if let Ok(h) = task.transition(
+                TaskStatus::Running,
+                now,
+                &by,
+                Some("finished while pausing".into()),
+            ) {
                 history.push(h);
             }
         }
@@ -473,7 +627,12 @@ impl TaskActor {
         self.end_detached(Ended::Success, history, ctx);
     }
 
-    fn cancel_by(&mut self, by: String, reason: String, ctx: &mut Context<Self>) -> Result<ResponseActFuture<Self, Result<Task, ApiError>>, ApiError> {
+    fn cancel_by(
+        &mut self,
+        by: String,
+        reason: String,
+        ctx: &mut Context<Self>,
+    ) -> Result<ResponseActFuture<Self, Result<Task, ApiError>>, ApiError> {
         let task = self.task.as_mut().ok_or_else(ApiError::internal)?;
         let h = task.transition(TaskStatus::Cancelled, now_ms(), &by, Some(reason))?;
         self.stop_clock(ctx);
@@ -486,7 +645,9 @@ impl TaskActor {
     }
 
     fn on_timeout(&mut self, ctx: &mut Context<Self>) {
-        if self.task.as_ref().map(|t| t.status) != Some(TaskStatus::Running) || self.ending.is_some() {
+        if self.task.as_ref().map(|t| t.status) != Some(TaskStatus::Running)
+            || self.ending.is_some()
+        {
             return;
         }
         log::info!("task {} timed out", self.id);

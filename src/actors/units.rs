@@ -157,7 +157,13 @@ impl Handler<Start> for LocalUnit {
         handler.availability()?;
         let (tx, rx) = watch::channel(Control::Run);
         let (task_id, attempt) = (msg.job.task_id, msg.job.attempt);
-        if let Some(old) = self.jobs.insert(task_id, RunningJob { attempt, control: tx }) {
+        if let Some(old) = self.jobs.insert(
+            task_id,
+            RunningJob {
+                attempt,
+                control: tx,
+            },
+        ) {
             let _ = old.control.send(Control::Cancel);
         }
         let reporter = msg.reporter;
@@ -189,7 +195,11 @@ impl Handler<Start> for LocalUnit {
 impl Handler<JobEnded> for LocalUnit {
     type Result = ();
     fn handle(&mut self, msg: JobEnded, _: &mut Context<Self>) {
-        if self.jobs.get(&msg.task_id).is_some_and(|j| j.attempt == msg.attempt) {
+        if self
+            .jobs
+            .get(&msg.task_id)
+            .is_some_and(|j| j.attempt == msg.attempt)
+        {
             self.jobs.remove(&msg.task_id);
         }
     }

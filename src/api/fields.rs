@@ -22,11 +22,20 @@ impl Body {
     /// An object found inside another (fields are reported as `prefix.name`).
     pub fn nested(v: Value, prefix: &str) -> ApiResult<Body> {
         match v {
-            Value::Object(map) => Ok(Body { map, prefix: prefix.to_string() }),
+            Value::Object(map) => Ok(Body {
+                map,
+                prefix: prefix.to_string(),
+            }),
             other => Err(if prefix.is_empty() {
-                ApiError::new(ErrorCode::Validation, format!("the body must be a JSON object, not {}", kind(&other)))
+                ApiError::new(
+                    ErrorCode::Validation,
+                    format!("the body must be a JSON object, not {}", kind(&other)),
+                )
             } else {
-                ApiError::field(prefix.trim_end_matches('.'), format!("must be an object, not {}", kind(&other)))
+                ApiError::field(
+                    prefix.trim_end_matches('.'),
+                    format!("must be an object, not {}", kind(&other)),
+                )
             }),
         }
     }
@@ -49,7 +58,10 @@ impl Body {
         match self.get(keys) {
             None => Ok(None),
             Some((_, Value::String(s))) => Ok(Some(s.clone())),
-            Some((k, v)) => Err(ApiError::field(self.name(k), format!("must be a string, not {}", kind(v)))),
+            Some((k, v)) => Err(ApiError::field(
+                self.name(k),
+                format!("must be a string, not {}", kind(v)),
+            )),
         }
     }
 
@@ -57,7 +69,10 @@ impl Body {
         match self.get(keys) {
             None => Ok(None),
             Some((_, Value::Bool(b))) => Ok(Some(*b)),
-            Some((k, v)) => Err(ApiError::field(self.name(k), format!("must be true or false, not {}", kind(v)))),
+            Some((k, v)) => Err(ApiError::field(
+                self.name(k),
+                format!("must be true or false, not {}", kind(v)),
+            )),
         }
     }
 
@@ -68,17 +83,18 @@ impl Body {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(Some)
-                .ok_or_else(|| ApiError::field(self.name(k), format!("must be a number, not {}", kind(v)))),
+                .ok_or_else(|| {
+                    ApiError::field(self.name(k), format!("must be a number, not {}", kind(v)))
+                }),
         }
     }
 
     pub fn i64(&self, keys: &[&str]) -> ApiResult<Option<i64>> {
         match self.get(keys) {
             None => Ok(None),
-            Some((k, v)) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ApiError::field(self.name(k), format!("must be an integer, not {}", kind(v)))),
+            Some((k, v)) => v.as_i64().map(Some).ok_or_else(|| {
+                ApiError::field(self.name(k), format!("must be an integer, not {}", kind(v)))
+            }),
         }
     }
 
@@ -90,11 +106,17 @@ impl Body {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(ApiError::field(format!("{}[{i}]", self.name(k)), format!("must be a string, not {}", kind(other)))),
+                    other => Err(ApiError::field(
+                        format!("{}[{i}]", self.name(k)),
+                        format!("must be a string, not {}", kind(other)),
+                    )),
                 })
                 .collect::<ApiResult<Vec<_>>>()
                 .map(Some),
-            Some((k, v)) => Err(ApiError::field(self.name(k), format!("must be an array of strings, not {}", kind(v)))),
+            Some((k, v)) => Err(ApiError::field(
+                self.name(k),
+                format!("must be an array of strings, not {}", kind(v)),
+            )),
         }
     }
 
@@ -106,11 +128,17 @@ impl Body {
                 .map(|(mk, v)| match v {
                     Value::String(s) => Ok((mk.clone(), s.clone())),
                     Value::Number(_) | Value::Bool(_) => Ok((mk.clone(), v.to_string())),
-                    other => Err(ApiError::field(format!("{}.{mk}", self.name(k)), format!("must be a string, not {}", kind(other)))),
+                    other => Err(ApiError::field(
+                        format!("{}.{mk}", self.name(k)),
+                        format!("must be a string, not {}", kind(other)),
+                    )),
                 })
                 .collect::<ApiResult<BTreeMap<_, _>>>()
                 .map(Some),
-            Some((k, v)) => Err(ApiError::field(self.name(k), format!("must be an object of strings, not {}", kind(v)))),
+            Some((k, v)) => Err(ApiError::field(
+                self.name(k),
+                format!("must be an object of strings, not {}", kind(v)),
+            )),
         }
     }
 
@@ -118,24 +146,36 @@ impl Body {
         match self.get(keys) {
             None => Ok(None),
             Some((_, v @ Value::Object(_))) => Ok(Some(v.clone())),
-            Some((k, v)) => Err(ApiError::field(self.name(k), format!("must be an object, not {}", kind(v)))),
+            Some((k, v)) => Err(ApiError::field(
+                self.name(k),
+                format!("must be an object, not {}", kind(v)),
+            )),
         }
     }
 
     pub fn time(&self, keys: &[&str]) -> ApiResult<Option<Millis>> {
         match self.string(keys)? {
             None => Ok(None),
-            Some(s) => parse_rfc3339(&s)
-                .map(Some)
-                .ok_or_else(|| ApiError::field(self.name(keys[0]), format!("'{s}' is not an RFC 3339 time"))),
+            Some(s) => parse_rfc3339(&s).map(Some).ok_or_else(|| {
+                ApiError::field(self.name(keys[0]), format!("'{s}' is not an RFC 3339 time"))
+            }),
         }
     }
 
     pub fn task_ids(&self, keys: &[&str]) -> ApiResult<Option<Vec<TaskId>>> {
-        let Some(list) = self.strings(keys)? else { return Ok(None) };
+        let Some(list) = self.strings(keys)? else {
+            return Ok(None);
+        };
         list.iter()
             .enumerate()
-            .map(|(i, s)| s.parse().map_err(|_| ApiError::field(format!("{}[{i}]", self.name(keys[0])), format!("'{s}' is not a task id"))))
+            .map(|(i, s)| {
+                s.parse().map_err(|_| {
+                    ApiError::field(
+                        format!("{}[{i}]", self.name(keys[0])),
+                        format!("'{s}' is not a task id"),
+                    )
+                })
+            })
             .collect::<ApiResult<Vec<_>>>()
             .map(Some)
     }
@@ -166,35 +206,50 @@ pub struct Params(pub HashMap<String, String>);
 
 impl Params {
     pub fn str(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|s| s.as_str()).filter(|s| !s.is_empty())
+        self.0
+            .get(key)
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     pub fn int(&self, key: &str, min: i64, max: i64) -> ApiResult<Option<i64>> {
-        let Some(raw) = self.str(key) else { return Ok(None) };
+        let Some(raw) = self.str(key) else {
+            return Ok(None);
+        };
         let n: i64 = raw
             .parse()
             .map_err(|_| ApiError::field(key, format!("'{raw}' is not an integer")))?;
         if n < min || n > max {
-            return Err(ApiError::field(key, format!("{n} is outside {min}..={max}")));
+            return Err(ApiError::field(
+                key,
+                format!("{n} is outside {min}..={max}"),
+            ));
         }
         Ok(Some(n))
     }
 
     pub fn float(&self, key: &str, min: f64, max: f64) -> ApiResult<Option<f64>> {
-        let Some(raw) = self.str(key) else { return Ok(None) };
+        let Some(raw) = self.str(key) else {
+            return Ok(None);
+        };
         let n: f64 = raw
             .parse()
             .ok()
             .filter(|f: &f64| f.is_finite())
             .ok_or_else(|| ApiError::field(key, format!("'{raw}' is not a number")))?;
         if n < min || n > max {
-            return Err(ApiError::field(key, format!("{n} is outside {min}..={max}")));
+            return Err(ApiError::field(
+                key,
+                format!("{n} is outside {min}..={max}"),
+            ));
         }
         Ok(Some(n))
     }
 
     pub fn time(&self, key: &str) -> ApiResult<Option<Millis>> {
-        let Some(raw) = self.str(key) else { return Ok(None) };
+        let Some(raw) = self.str(key) else {
+            return Ok(None);
+        };
         parse_rfc3339(raw)
             .or_else(|| raw.parse::<i64>().ok())
             .map(Some)
@@ -204,7 +259,12 @@ impl Params {
     /// A comma list.
     pub fn list(&self, key: &str) -> Vec<String> {
         self.str(key)
-            .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -55,16 +55,27 @@ impl AppState {
 
     /// Views with `waiting_on` / `waiting_detail` filled in for pending tasks.
     pub async fn views(&self, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
-        let pending: Vec<TaskId> = tasks.iter().filter(|t| t.status == TaskStatus::Pending).map(|t| t.id).collect();
+        let pending: Vec<TaskId> = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Pending)
+            .map(|t| t.id)
+            .collect();
         let waiting = if pending.is_empty() {
             HashMap::new()
         } else {
             self.scheduler.send(Explain { ids: pending }).await?
         };
-        Ok(tasks.into_iter().map(|t| {
-            let w = waiting.get(&t.id);
-            TaskView::new(t, w)
-        }).collect())
+        let now = crate::domain::now_ms();
+        Ok(tasks
+            .into_iter()
+            .map(|t| {
+                let own = waiting.get(&t.id).cloned().or_else(|| {
+                    t.own_waiting(now)
+                        .map(|(on, detail)| crate::scheduler::Waiting { on, detail })
+                });
+                TaskView::new(t, own.as_ref())
+            })
+            .collect())
     }
 
     pub async fn view(&self, task: Task) -> ApiResult<TaskView> {
@@ -76,13 +87,27 @@ impl AppState {
     /// the scheduler if it is pending; a finished task's stored state decides otherwise.
     pub async fn command(&self, id: TaskId, cmd: TaskCommand, by: &str) -> ApiResult<Task> {
         for _ in 0..ROUTE_ATTEMPTS {
-            let routed = self.supervisor.send(Route { id, cmd: cmd.clone(), by: by.to_string() }).await?;
+            let routed = self
+                .supervisor
+                .send(Route {
+                    id,
+                    cmd: cmd.clone(),
+                    by: by.to_string(),
+                })
+                .await?;
             if let Routed::Done(r) = routed {
-                return r;
+                return r.map(|t| *t);
             }
-            let routed = self.scheduler.send(PendingCommand { id, cmd: cmd.clone(), by: by.to_string() }).await?;
+            let routed = self
+                .scheduler
+                .send(PendingCommand {
+                    id,
+                    cmd: cmd.clone(),
+                    by: by.to_string(),
+                })
+                .await?;
             if let Routed::Done(r) = routed {
-                return r;
+                return r.map(|t| *t);
             }
             let task = self
                 .shared
@@ -96,13 +121,17 @@ impl AppState {
             // Between owners (just created, dispatched or ending): ask again shortly.
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
-        Err(ApiError::new(ErrorCode::Conflict, "the task is changing state; try again"))
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the task is changing state; try again",
+        ))
     }
 }
 
 /// Parses a task id from the path; a malformed id is simply not found.
 pub fn task_id(raw: &str) -> ApiResult<TaskId> {
-    raw.parse().map_err(|_| ApiError::not_found("task", format!("'{raw}'")))
+    raw.parse()
+        .map_err(|_| ApiError::not_found("task", format!("'{raw}'")))
 }
 
 /// Who is asking (token names come with authentication).
@@ -117,13 +146,22 @@ pub fn caller(req: &HttpRequest) -> String {
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
-        JsonPayloadError::Overflow { limit } => ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes")),
+        JsonPayloadError::Overflow { limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        ),
         JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!("the body ({length} bytes) is larger than {limit} bytes"),
         ),
-        JsonPayloadError::Deserialize(e) => ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")),
-        other => ApiError::new(ErrorCode::InvalidJson, format!("cannot read the body: {other}")),
+        JsonPayloadError::Deserialize(e) => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        ),
+        other => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("cannot read the body: {other}"),
+        ),
     };
     e.into()
 }
@@ -143,7 +181,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         ApiError::new(ErrorCode::NotFound, format!("bad path: {err}")).into()
     }))
     .configure(health::configure)
-    .service(web::scope("/api/v1").configure(tasks::configure).default_service(web::to(not_found)))
+    .service(
+        web::scope("/api/v1")
+            .configure(tasks::configure)
+            .default_service(web::to(not_found)),
+    )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))
     .default_service(web::to(not_found));
 }
@@ -162,5 +204,8 @@ fn static_dir() -> std::path::PathBuf {
 }
 
 async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
-    Err(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
 }

@@ -20,20 +20,37 @@ use crate::store::rows::LogLine;
 use crate::store::tasks::{self as q, LogQuery, SortColumn, TaskQuery};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tasks").route(web::post().to(create)).route(web::get().to(list)))
-        .service(web::resource("/tasks/{id}").route(web::get().to(get)).route(web::patch().to(patch)).route(web::delete().to(delete)))
-        .route("/tasks/{id}/wait", web::get().to(wait))
-        .route("/tasks/{id}/start", web::post().to(start))
-        .route("/tasks/{id}/pause", web::post().to(pause))
-        .route("/tasks/{id}/resume", web::post().to(resume))
-        .route("/tasks/{id}/cancel", web::post().to(cancel))
-        .route("/tasks/{id}/restart", web::post().to(restart))
-        .route("/tasks/{id}/retry", web::post().to(retry))
-        .route("/tasks/{id}/history", web::get().to(history))
-        .service(web::resource("/tasks/{id}/logs").route(web::get().to(logs)).route(web::post().to(add_log)))
-        .route("/tasks/{id}/progress", web::post().to(progress))
-        .route("/tasks/{id}/status", web::post().to(status_callback))
-        .service(web::resource("/tasks/{id}/result").wrap(actix_web::middleware::Compress::default()).route(web::get().to(result)));
+    cfg.service(
+        web::resource("/tasks")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/tasks/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(patch))
+            .route(web::delete().to(delete)),
+    )
+    .route("/tasks/{id}/wait", web::get().to(wait))
+    .route("/tasks/{id}/start", web::post().to(start))
+    .route("/tasks/{id}/pause", web::post().to(pause))
+    .route("/tasks/{id}/resume", web::post().to(resume))
+    .route("/tasks/{id}/cancel", web::post().to(cancel))
+    .route("/tasks/{id}/restart", web::post().to(restart))
+    .route("/tasks/{id}/retry", web::post().to(retry))
+    .route("/tasks/{id}/history", web::get().to(history))
+    .service(
+        web::resource("/tasks/{id}/logs")
+            .route(web::get().to(logs))
+            .route(web::post().to(add_log)),
+    )
+    .route("/tasks/{id}/progress", web::post().to(progress))
+    .route("/tasks/{id}/status", web::post().to(status_callback))
+    .service(
+        web::resource("/tasks/{id}/result")
+            .wrap(actix_web::middleware::Compress::default())
+            .route(web::get().to(result)),
+    );
 }
 
 type Data = web::Data<AppState>;
@@ -45,18 +62,26 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
     let task = tasks.pop().ok_or_else(ApiError::internal)?;
     let location = format!("/api/v1/tasks/{}", task.id);
     let view = state.view(task).await?;
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, location)).json(view))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(view))
 }
 
 fn task_query(p: &Params) -> ApiResult<TaskQuery> {
     let (_, limit, offset) = p.page()?;
     let mut statuses = Vec::new();
     for s in p.list("status") {
-        statuses.push(s.parse::<TaskStatus>().map_err(|m| ApiError::field("status", m))?);
+        statuses.push(
+            s.parse::<TaskStatus>()
+                .map_err(|m| ApiError::field("status", m))?,
+        );
     }
     let mut ids = Vec::new();
     for s in p.list("ids") {
-        ids.push(s.parse().map_err(|_| ApiError::field("ids", format!("'{s}' is not a task id")))?);
+        ids.push(
+            s.parse()
+                .map_err(|_| ApiError::field("ids", format!("'{s}' is not a task id")))?,
+        );
     }
     let (sort, descending) = match p.str("sort") {
         None => (SortColumn::CreatedAt, true),
@@ -66,8 +91,15 @@ fn task_query(p: &Params) -> ApiResult<TaskQuery> {
                 None => (raw.strip_prefix('+').unwrap_or(raw), false),
             };
             let col = SortColumn::parse(name).ok_or_else(|| {
-                let allowed: Vec<String> = SortColumn::NAMES.iter().map(|n| n.to_string()).collect();
-                ApiError::field("sort", format!("'{raw}' is not one of {} (prefix - for descending)", allowed.join(", ")))
+                let allowed: Vec<String> =
+                    SortColumn::NAMES.iter().map(|n| n.to_string()).collect();
+                ApiError::field(
+                    "sort",
+                    format!(
+                        "'{raw}' is not one of {} (prefix - for descending)",
+                        allowed.join(", ")
+                    ),
+                )
             })?;
             (col, desc)
         }
@@ -97,18 +129,40 @@ async fn list(state: Data, query: web::Query<HashMap<String, String>>) -> ApiRes
         None | Some("json") => {}
         Some("csv") => return Ok(export(state, tq, true)),
         Some("ndjson") => return Ok(export(state, tq, false)),
-        Some(other) => return Err(ApiError::field("format", format!("'{other}' is not one of json, csv, ndjson"))),
+        Some(other) => {
+            return Err(ApiError::field(
+                "format",
+                format!("'{other}' is not one of json, csv, ndjson"),
+            ))
+        }
     }
     let (page, limit, _) = p.page()?;
     let q2 = tq.clone();
     let (tasks, total) = state.shared.store.read(move |c| q::list(c, &q2)).await?;
     let items = state.views(tasks).await?;
-    Ok(HttpResponse::Ok().json(Page { items, page, limit, total }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        page,
+        limit,
+        total,
+    }))
 }
 
 const CSV_COLUMNS: [&str; 14] = [
-    "id", "name", "type", "status", "priority", "progress", "stage", "attempt", "created_at",
-    "started_at", "finished_at", "error", "tags", "batch_id",
+    "id",
+    "name",
+    "type",
+    "status",
+    "priority",
+    "progress",
+    "stage",
+    "attempt",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "tags",
+    "batch_id",
 ];
 const EXPORT_CHUNK: i64 = 1000;
 
@@ -116,45 +170,75 @@ const EXPORT_CHUNK: i64 = 1000;
 fn export(state: Data, mut tq: TaskQuery, csv: bool) -> HttpResponse {
     tq.limit = EXPORT_CHUNK;
     let header_line = csv.then(|| format!("{}\n", CSV_COLUMNS.join(",")));
-    let body = stream::unfold((state, tq, 0i64, header_line, false), move |(state, tq, offset, head, done)| async move {
-        if let Some(h) = head {
-            return Some((Ok::<_, actix_web::Error>(web::Bytes::from(h)), (state, tq, offset, None, done)));
-        }
-        if done {
-            return None;
-        }
-        let q2 = tq.clone();
-        let chunk = match state.shared.store.read(move |c| q::list_chunk(c, &q2, offset, EXPORT_CHUNK)).await {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("export failed: {e}");
+    let body = stream::unfold(
+        (state, tq, 0i64, header_line, false),
+        move |(state, tq, offset, head, done)| async move {
+            if let Some(h) = head {
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from(h)),
+                    (state, tq, offset, None, done),
+                ));
+            }
+            if done {
                 return None;
             }
-        };
-        let last = (chunk.len() as i64) < EXPORT_CHUNK;
-        let mut out = Vec::new();
-        for t in &chunk {
-            if csv {
-                let mut w = ::csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-                let row = [
-                    t.id.to_string(), t.name.clone(), t.task_type.clone(), t.status.to_string(), t.priority.to_string(),
-                    t.progress.to_string(), t.stage.clone().unwrap_or_default(), t.attempt.to_string(), rfc3339(t.created_at),
-                    t.started_at.map(rfc3339).unwrap_or_default(), t.finished_at.map(rfc3339).unwrap_or_default(),
-                    t.error.clone().unwrap_or_default(), t.tags.join(";"), t.batch_id.clone().unwrap_or_default(),
-                ];
-                if w.write_record(&row).is_ok() {
-                    if let Ok(bytes) = w.into_inner() {
-                        out.extend(bytes);
-                    }
+            let q2 = tq.clone();
+            let chunk = match state
+                .shared
+                .store
+                .read(move |c| q::list_chunk(c, &q2, offset, EXPORT_CHUNK))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    log::error!("export failed: {e}");
+                    return None;
                 }
-            } else if let Ok(line) = serde_json::to_vec(&TaskView::new(t.clone(), None)) {
-                out.extend(line);
-                out.push(b'\n');
+            };
+            let last = (chunk.len() as i64) < EXPORT_CHUNK;
+            let mut out = Vec::new();
+            for t in &chunk {
+                if csv {
+                    let mut w = ::csv::WriterBuilder::new()
+                        .has_headers(false)
+                        .from_writer(Vec::new());
+                    let row = [
+                        t.id.to_string(),
+                        t.name.clone(),
+                        t.task_type.clone(),
+                        t.status.to_string(),
+                        t.priority.to_string(),
+                        t.progress.to_string(),
+                        t.stage.clone().unwrap_or_default(),
+                        t.attempt.to_string(),
+                        rfc3339(t.created_at),
+                        t.started_at.map(rfc3339).unwrap_or_default(),
+                        t.finished_at.map(rfc3339).unwrap_or_default(),
+                        t.error.clone().unwrap_or_default(),
+                        t.tags.join(";"),
+                        t.batch_id.clone().unwrap_or_default(),
+                    ];
+                    if w.write_record(&row).is_ok() {
+                        if let Ok(bytes) = w.into_inner() {
+                            out.extend(bytes);
+                        }
+                    }
+                } else if let Ok(line) = serde_json::to_vec(&TaskView::new(t.clone(), None)) {
+                    out.extend(line);
+                    out.push(b'\n');
+                }
             }
-        }
-        Some((Ok(web::Bytes::from(out)), (state, tq, offset + EXPORT_CHUNK, None, last)))
-    });
-    let ct = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+            Some((
+                Ok(web::Bytes::from(out)),
+                (state, tq, offset + EXPORT_CHUNK, None, last),
+            ))
+        },
+    );
+    let ct = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
     HttpResponse::Ok().content_type(ct).streaming(body)
 }
 
@@ -169,11 +253,17 @@ const MAX_WAIT_SECS: f64 = 300.0;
 
 /// `GET /tasks/{id}/wait`: answers when the version passes `after_version`, the task is
 /// finished, or `timeout_secs` passes.
-async fn wait(state: Data, path: web::Path<String>, query: web::Query<HashMap<String, String>>) -> ApiResult<HttpResponse> {
+async fn wait(
+    state: Data,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let p = Params(query.into_inner());
     let after = p.int("after_version", 0, i64::MAX)?;
-    let timeout = p.float("timeout_secs", 0.0, MAX_WAIT_SECS)?.unwrap_or(DEFAULT_WAIT_SECS);
+    let timeout = p
+        .float("timeout_secs", 0.0, MAX_WAIT_SECS)?
+        .unwrap_or(DEFAULT_WAIT_SECS);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
     let mut events = state.shared.events.subscribe();
     loop {
@@ -188,29 +278,59 @@ async fn wait(state: Data, path: web::Path<String>, query: web::Query<HashMap<St
                 Ok(Ok(ev)) if ev.body.task_id() == Some(id) => break,
                 Ok(Ok(_)) => continue,
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                Ok(Err(_)) => return Err(ApiError::new(ErrorCode::Unavailable, "the server is shutting down")),
+                Ok(Err(_)) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        "the server is shutting down",
+                    ))
+                }
             }
         }
     }
 }
 
 /// `PATCH /tasks/{id}`: priority, name, tags of a live task.
-async fn patch(state: Data, req: HttpRequest, path: web::Path<String>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn patch(
+    state: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let b = Body::new(body.into_inner())?;
     let priority = match b.raw(&["priority"]) {
         None => None,
-        Some(v) => Some(Priority::from_json(v).map_err(|m| ApiError::field("priority", m))?.0),
+        Some(v) => Some(
+            Priority::from_json(v)
+                .map_err(|m| ApiError::field("priority", m))?
+                .0,
+        ),
     };
     let name = b.string(&["name"])?;
-    if name.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 1000) {
+    if name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty() || n.len() > 1000)
+    {
         return Err(ApiError::field("name", "must be 1 to 1000 characters"));
     }
     let tags = b.strings(&["tags"])?;
     if priority.is_none() && name.is_none() && tags.is_none() {
-        return Err(ApiError::new(ErrorCode::Validation, "nothing to change: give priority, name or tags"));
+        return Err(ApiError::new(
+            ErrorCode::Validation,
+            "nothing to change: give priority, name or tags",
+        ));
     }
-    let task = state.command(id, TaskCommand::Patch { priority, name, tags }, &caller(&req)).await?;
+    let task = state
+        .command(
+            id,
+            TaskCommand::Patch {
+                priority,
+                name,
+                tags,
+            },
+            &caller(&req),
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(state.view(task).await?))
 }
 
@@ -220,7 +340,12 @@ async fn delete(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse>
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn control(state: Data, req: HttpRequest, path: web::Path<String>, cmd: TaskCommand) -> ApiResult<HttpResponse> {
+async fn control(
+    state: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    cmd: TaskCommand,
+) -> ApiResult<HttpResponse> {
     let task = state.command(task_id(&path)?, cmd, &caller(&req)).await?;
     Ok(HttpResponse::Ok().json(state.view(task).await?))
 }
@@ -241,7 +366,11 @@ async fn cancel(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRe
     control(state, req, path, TaskCommand::Cancel).await
 }
 
-async fn restart(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn restart(
+    state: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let task = ctl::restart(&state, task_id(&path)?, &caller(&req)).await?;
     Ok(HttpResponse::Ok().json(state.view(task).await?))
 }
@@ -250,7 +379,9 @@ async fn restart(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiR
 async fn retry(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let task = ctl::retry(&state, task_id(&path)?, &caller(&req)).await?;
     let location = format!("/api/v1/tasks/{}", task.id);
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, location)).json(state.view(task).await?))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(state.view(task).await?))
 }
 
 /// `GET /tasks/{id}/history`: every transition, oldest first.
@@ -260,43 +391,86 @@ async fn history(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse
     let rows = state.shared.store.read(move |c| q::history(c, id)).await?;
     let items: Vec<HistoryView> = rows.into_iter().map(Into::into).collect();
     let total = items.len() as i64;
-    Ok(HttpResponse::Ok().json(Page { items, page: 1, limit: total.max(1), total }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        page: 1,
+        limit: total.max(1),
+        total,
+    }))
 }
 
 /// `GET /tasks/{id}/logs?level=&after=&limit=`.
-async fn logs(state: Data, path: web::Path<String>, query: web::Query<HashMap<String, String>>) -> ApiResult<HttpResponse> {
+async fn logs(
+    state: Data,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let p = Params(query.into_inner());
     let min_level = match p.str("level") {
         None => None,
-        Some(l) => Some(LogLevel::parse_loose(l).ok_or_else(|| ApiError::field("level", format!("'{l}' is not one of DEBUG, INFO, WARNING, ERROR")))?),
+        Some(l) => Some(LogLevel::parse_loose(l).ok_or_else(|| {
+            ApiError::field(
+                "level",
+                format!("'{l}' is not one of DEBUG, INFO, WARNING, ERROR"),
+            )
+        })?),
     };
     let (page, limit, offset) = p.page()?;
     let after = p.int("after", 0, i64::MAX)?;
     state.load_task(id).await?;
-    let lq = LogQuery { min_level, after, limit: offset + limit };
-    let rows = state.shared.store.read(move |c| q::logs(c, id, &lq)).await?;
-    let total = rows.len() as i64;
-    let items: Vec<LogView> = rows.into_iter().skip(offset as usize).map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "page": page, "limit": limit, "total": total})))
+    let lq = LogQuery {
+        min_level,
+        after,
+        limit,
+    };
+    let (rows, total) = state
+        .shared
+        .store
+        .read(move |c| q::logs(c, id, &lq, offset))
+        .await?;
+    let items: Vec<LogView> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": items, "page": page, "limit": limit, "total": total})))
 }
 
 /// `POST /tasks/{id}/logs`: appends a line (`level`, `message`).
-async fn add_log(state: Data, path: web::Path<String>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn add_log(
+    state: Data,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let b = Body::new(body.into_inner())?;
     let level = match b.string(&["level"])? {
         None => LogLevel::Info,
-        Some(l) => LogLevel::parse_loose(&l).ok_or_else(|| ApiError::field("level", format!("'{l}' is not one of DEBUG, INFO, WARNING, ERROR")))?,
+        Some(l) => LogLevel::parse_loose(&l).ok_or_else(|| {
+            ApiError::field(
+                "level",
+                format!("'{l}' is not one of DEBUG, INFO, WARNING, ERROR"),
+            )
+        })?,
     };
-    let message = b.string(&["message"])?.ok_or_else(|| ApiError::field("message", "is required"))?;
+    let message = b
+        .string(&["message"])?
+        .ok_or_else(|| ApiError::field("message", "is required"))?;
     if message.len() > 64 * 1024 {
         return Err(ApiError::field("message", "is longer than 64 KiB"));
     }
     let task = state.load_task(id).await?;
     let at = now_ms();
-    let line = LogLine { task_id: id, attempt: task.attempt, level, message: message.clone(), at };
-    state.shared.store.write(move |c| q::insert_logs(c, &[line])).await?;
+    let line = LogLine {
+        task_id: id,
+        attempt: task.attempt,
+        level,
+        message: message.clone(),
+        at,
+    };
+    state
+        .shared
+        .store
+        .write(move |c| q::insert_logs(c, &[line]))
+        .await?;
     state.shared.events.publish(EventBody::Log {
         task_id: id,
         batch_id: task.batch_id.clone(),
@@ -309,13 +483,21 @@ async fn add_log(state: Data, path: web::Path<String>, body: web::Json<Value>) -
 }
 
 /// `POST /tasks/{id}/progress`: `progress` (0–100), `stage`, `message`, `checkpoint`.
-async fn progress(state: Data, req: HttpRequest, path: web::Path<String>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn progress(
+    state: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let b = Body::new(body.into_inner())?;
     let progress = b.f64(&["progress"])?;
     if let Some(p) = progress {
         if !(0.0..=100.0).contains(&p) {
-            return Err(ApiError::field("progress", format!("{p} is outside 0..=100")));
+            return Err(ApiError::field(
+                "progress",
+                format!("{p} is outside 0..=100"),
+            ));
         }
     }
     let cmd = TaskCommand::Progress {
@@ -329,10 +511,17 @@ async fn progress(state: Data, req: HttpRequest, path: web::Path<String>, body: 
 }
 
 /// `POST /tasks/{id}/status`: a unit's callback (seed 004 §8.2).
-async fn status_callback(state: Data, req: HttpRequest, path: web::Path<String>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn status_callback(
+    state: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let b = Body::new(body.into_inner())?;
-    let raw = b.string(&["status"])?.ok_or_else(|| ApiError::field("status", "is required"))?;
+    let raw = b
+        .string(&["status"])?
+        .ok_or_else(|| ApiError::field("status", "is required"))?;
     let status: TaskStatus = raw.parse().map_err(|m| ApiError::field("status", m))?;
     let cmd = TaskCommand::Callback {
         status,

@@ -7,7 +7,9 @@ use super::fields::Body;
 use super::AppState;
 use crate::actors::scheduler::Enqueue;
 use crate::actors::TaskCommand;
-use crate::domain::{now_ms, MutexPolicy, NewTask, Priority, RetryBackoff, Source, Task, TaskId, TaskStatus};
+use crate::domain::{
+    now_ms, MutexPolicy, NewTask, Priority, RetryBackoff, Source, Task, TaskId, TaskStatus,
+};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::EventBody;
 use crate::store::{tasks as q, StoreError};
@@ -38,58 +40,99 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
         let known: Vec<&str> = state.shared.registry.types().collect();
         return Err(ApiError::field(
             b.field_name("type"),
-            format!("unknown task type '{raw_type}' (known: {})", known.join(", ")),
+            format!(
+                "unknown task type '{raw_type}' (known: {})",
+                known.join(", ")
+            ),
         ));
     };
     let task_type = handler.task_type().to_string();
-    let config = b.object(&["config", "params"])?.unwrap_or_else(|| json!({}));
+    let config = b
+        .object(&["config", "params"])?
+        .unwrap_or_else(|| json!({}));
     handler
         .validate(&config, &state.shared.env)
         .map_err(|e| ApiError::field(format!("{prefix}{}", e.field), e.message))?;
-    let name = b.string(&["name", "task_name", "taskName"])?.unwrap_or_else(|| task_type.clone());
+    let name = b
+        .string(&["name", "task_name", "taskName"])?
+        .unwrap_or_else(|| task_type.clone());
     if name.trim().is_empty() || name.len() > MAX_NAME {
-        return Err(ApiError::field(b.field_name("name"), format!("must be 1 to {MAX_NAME} characters")));
+        return Err(ApiError::field(
+            b.field_name("name"),
+            format!("must be 1 to {MAX_NAME} characters"),
+        ));
     }
     let priority = match b.raw(&["priority"]) {
         None => Priority::DEFAULT.0,
-        Some(v) => Priority::from_json(v).map_err(|m| ApiError::field(b.field_name("priority"), m))?.0,
+        Some(v) => {
+            Priority::from_json(v)
+                .map_err(|m| ApiError::field(b.field_name("priority"), m))?
+                .0
+        }
     };
-    let max_retries = b.i64(&["max_retries", "maxRetries", "retry_count"])?.unwrap_or(3);
+    let max_retries = b
+        .i64(&["max_retries", "maxRetries", "retry_count"])?
+        .unwrap_or(3);
     if !(0..=MAX_RETRIES).contains(&max_retries) {
-        return Err(ApiError::field(b.field_name("max_retries"), format!("{max_retries} is outside 0..={MAX_RETRIES}")));
+        return Err(ApiError::field(
+            b.field_name("max_retries"),
+            format!("{max_retries} is outside 0..={MAX_RETRIES}"),
+        ));
     }
     let retry_delay_secs = b.f64(&["retry_delay_secs", "retry_delay"])?.unwrap_or(5.0);
     if !(0.0..=MAX_DELAY_SECS).contains(&retry_delay_secs) {
-        return Err(ApiError::field(b.field_name("retry_delay_secs"), format!("{retry_delay_secs} is outside 0..={MAX_DELAY_SECS}")));
+        return Err(ApiError::field(
+            b.field_name("retry_delay_secs"),
+            format!("{retry_delay_secs} is outside 0..={MAX_DELAY_SECS}"),
+        ));
     }
     let retry_backoff = match b.string(&["retry_backoff"])? {
         None => RetryBackoff::Exponential,
-        Some(s) => s.parse().map_err(|m| ApiError::field(b.field_name("retry_backoff"), m))?,
+        Some(s) => s
+            .parse()
+            .map_err(|m| ApiError::field(b.field_name("retry_backoff"), m))?,
     };
     let timeout_secs = b.f64(&["timeout_secs", "timeout"])?;
     if let Some(t) = timeout_secs {
         if t <= 0.0 {
-            return Err(ApiError::field(b.field_name("timeout_secs"), format!("{t} must be greater than 0")));
+            return Err(ApiError::field(
+                b.field_name("timeout_secs"),
+                format!("{t} must be greater than 0"),
+            ));
         }
     }
     let mutex = b.string(&["mutex", "mutex_key"])?;
-    if mutex.as_deref().is_some_and(|m| m.trim().is_empty() || m.len() > 200) {
-        return Err(ApiError::field(b.field_name("mutex"), "must be 1 to 200 characters"));
+    if mutex
+        .as_deref()
+        .is_some_and(|m| m.trim().is_empty() || m.len() > 200)
+    {
+        return Err(ApiError::field(
+            b.field_name("mutex"),
+            "must be 1 to 200 characters",
+        ));
     }
     let mutex_policy = match b.string(&["mutex_policy"])? {
         None => MutexPolicy::Queue,
-        Some(s) => s.parse().map_err(|m| ApiError::field(b.field_name("mutex_policy"), m))?,
+        Some(s) => s
+            .parse()
+            .map_err(|m| ApiError::field(b.field_name("mutex_policy"), m))?,
     };
     let depends_on = b.task_ids(&["depends_on"])?.unwrap_or_default();
     let callback_url = b.string(&["callback_url"])?;
     if let Some(url) = &callback_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ApiError::field(b.field_name("callback_url"), "must be an http:// or https:// URL"));
+            return Err(ApiError::field(
+                b.field_name("callback_url"),
+                "must be an http:// or https:// URL",
+            ));
         }
     }
     let tags = b.strings(&["tags"])?.unwrap_or_default();
     if tags.iter().any(|t| t.is_empty() || t.len() > 100) {
-        return Err(ApiError::field(b.field_name("tags"), "each tag must be 1 to 100 characters"));
+        return Err(ApiError::field(
+            b.field_name("tags"),
+            "each tag must be 1 to 100 characters",
+        ));
     }
     Ok(NewTask {
         name,
@@ -120,17 +163,30 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
 /// then queues them and announces them.
 pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResult<Vec<Task>> {
     let now = now_ms();
-    let items: Vec<(Task, _)> = specs.into_iter().map(|s| Task::create(TaskId::new(), s, now, by)).collect();
+    let items: Vec<(Task, _)> = specs
+        .into_iter()
+        .map(|s| Task::create(TaskId::new(), s, now, by))
+        .collect();
     let stored = state
         .shared
         .store
         .write(move |c| {
-            let new_ids: std::collections::HashSet<TaskId> = items.iter().map(|(t, _)| t.id).collect();
+            let new_ids: std::collections::HashSet<TaskId> =
+                items.iter().map(|(t, _)| t.id).collect();
             for (t, _) in &items {
-                let external: Vec<TaskId> = t.depends_on.iter().copied().filter(|d| !new_ids.contains(d)).collect();
+                let external: Vec<TaskId> = t
+                    .depends_on
+                    .iter()
+                    .copied()
+                    .filter(|d| !new_ids.contains(d))
+                    .collect();
                 if !external.is_empty() {
                     let found = q::statuses(c, &external)?;
-                    if let Some((i, missing)) = t.depends_on.iter().enumerate().find(|(_, d)| !new_ids.contains(d) && !found.iter().any(|(f, _)| f == *d)) {
+                    if let Some((i, missing)) =
+                        t.depends_on.iter().enumerate().find(|(_, d)| {
+                            !new_ids.contains(d) && !found.iter().any(|(f, _)| f == *d)
+                        })
+                    {
                         return Ok(Err(Refusal::MissingDependency(i, *missing)));
                     }
                 }
@@ -147,16 +203,27 @@ pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResul
     let tasks = match stored {
         Ok(t) => t,
         Err(Refusal::MissingDependency(i, id)) => {
-            return Err(ApiError::field(format!("depends_on[{i}]"), format!("task {id} does not exist")));
+            return Err(ApiError::field(
+                format!("depends_on[{i}]"),
+                format!("task {id} does not exist"),
+            ));
         }
         Err(Refusal::MutexHeld(key, holder)) => {
-            return Err(ApiError::new(ErrorCode::MutexHeld, format!("mutex '{key}' is held by task {holder}")));
+            return Err(ApiError::new(
+                ErrorCode::MutexHeld,
+                format!("mutex '{key}' is held by task {holder}"),
+            ));
         }
     };
     for t in &tasks {
-        state.shared.events.publish(EventBody::status(t, None, Some("created".into()), now));
+        state
+            .shared
+            .events
+            .publish(EventBody::status(t, None, Some("created".into()), now));
     }
-    state.scheduler.do_send(Enqueue { tasks: tasks.clone() });
+    state.scheduler.do_send(Enqueue {
+        tasks: tasks.clone(),
+    });
     Ok(tasks)
 }
 
@@ -173,8 +240,15 @@ pub async fn restart(state: &AppState, id: TaskId, by: &str) -> ApiResult<Task> 
             StoreError::NotFound => ApiError::not_found("task", id),
             other => other.into(),
         })??;
-    state.shared.events.publish(EventBody::status(&task, None, Some("restart".into()), now_ms()));
-    state.scheduler.do_send(Enqueue { tasks: vec![task.clone()] });
+    state.shared.events.publish(EventBody::status(
+        &task,
+        None,
+        Some("restart".into()),
+        now_ms(),
+    ));
+    state.scheduler.do_send(Enqueue {
+        tasks: vec![task.clone()],
+    });
     Ok(task)
 }
 
@@ -185,7 +259,10 @@ pub async fn retry(state: &AppState, id: TaskId, by: &str) -> ApiResult<Task> {
     if old.status != TaskStatus::Failed {
         return Err(ApiError::new(
             ErrorCode::InvalidTransition,
-            format!("only failed tasks can be retried; this one is {}", old.status),
+            format!(
+                "only failed tasks can be retried; this one is {}",
+                old.status
+            ),
         ));
     }
     let spec = NewTask {
@@ -217,14 +294,21 @@ pub async fn retry(state: &AppState, id: TaskId, by: &str) -> ApiResult<Task> {
 
 /// Delete: terminal tasks only.
 pub async fn delete(state: &AppState, id: TaskId) -> ApiResult<()> {
-    let deleted = state.shared.store.write(move |c| q::delete_terminal(c, id)).await?;
+    let deleted = state
+        .shared
+        .store
+        .write(move |c| q::delete_terminal(c, id))
+        .await?;
     if deleted {
         return Ok(());
     }
     let task = state.load_task(id).await?;
     Err(ApiError::new(
         ErrorCode::NotTerminal,
-        format!("only finished tasks can be deleted; this one is {}", task.status),
+        format!(
+            "only finished tasks can be deleted; this one is {}",
+            task.status
+        ),
     ))
 }
 
@@ -238,15 +322,26 @@ pub fn on_finished_task(task: Task, cmd: &TaskCommand) -> ApiResult<Task> {
         TaskCommand::Patch { .. } => {
             return Err(ApiError::new(
                 ErrorCode::InvalidTransition,
-                format!("only live tasks can be changed; this one is {}", task.status),
+                format!(
+                    "only live tasks can be changed; this one is {}",
+                    task.status
+                ),
             ))
         }
         TaskCommand::Progress { .. } => {
             return Err(ApiError::new(
                 ErrorCode::InvalidTransition,
-                format!("progress is reported for running tasks; this one is {}", task.status),
+                format!(
+                    "progress is reported for running tasks; this one is {}",
+                    task.status
+                ),
             ))
         }
     };
-    Err(task.status.check(to).err().map(ApiError::from).unwrap_or_else(ApiError::internal))
+    Err(task
+        .status
+        .check(to)
+        .err()
+        .map(ApiError::from)
+        .unwrap_or_else(ApiError::internal))
 }

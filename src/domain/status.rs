@@ -94,7 +94,10 @@ impl FromStr for TaskStatus {
         TaskStatus::ALL
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .or_else(|| s.eq_ignore_ascii_case("completed").then_some(TaskStatus::Success))
+            .or_else(|| {
+                s.eq_ignore_ascii_case("completed")
+                    .then_some(TaskStatus::Success)
+            })
             .ok_or_else(|| format!("unknown status '{s}'"))
     }
 }

@@ -111,7 +111,11 @@ impl Priority {
                     format!("priority '{s}' is not an integer or one of low, normal, high, urgent")
                 })?,
             },
-            other => return Err(format!("priority must be an integer or a name, not {other}")),
+            other => {
+                return Err(format!(
+                    "priority must be an integer or a name, not {other}"
+                ))
+            }
         };
         if !(i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&n) {
             return Err(format!(
@@ -361,10 +365,11 @@ impl Task {
     }
 
     /// Restart (SPEC §2.1): same id, back to pending, progress, checkpoint, result and error
-    /// cleared. Allowed from failed and cancelled.
+    /// cleared, and a fresh run: attempt 1 with the whole retry budget. Allowed from failed
+    /// and cancelled.
     pub fn restart(&mut self, now: Millis, by: &str) -> Result<Transition, InvalidTransition> {
         let t = self.transition(TaskStatus::Pending, now, by, Some("restart".into()))?;
-        self.attempt += 1;
+        self.attempt = 1;
         self.reset_attempt_state();
         self.not_before = None;
         self.held = false;
@@ -372,6 +377,39 @@ impl Task {
             attempt: self.attempt,
             ..t
         })
+    }
+
+    /// Why a pending task waits, judged from its own fields alone (the scheduler's answer is
+    /// better; this one serves while the task is between owners).
+    pub fn own_waiting(&self, now: Millis) -> Option<(WaitingOn, String)> {
+        if self.status != TaskStatus::Pending {
+            return None;
+        }
+        if self.held {
+            return Some((
+                WaitingOn::Start,
+                "created with autostart false; waiting for POST /start".into(),
+            ));
+        }
+        if let Some(at) = self.not_before.filter(|at| *at > now) {
+            return Some((
+                WaitingOn::RetryDelay,
+                format!("retry delay: starts at {}", super::rfc3339(at)),
+            ));
+        }
+        if let Some(at) = self.run_at.filter(|at| *at > now) {
+            return Some((
+                WaitingOn::RunAt,
+                format!("run_at: starts at {}", super::rfc3339(at)),
+            ));
+        }
+        if !self.depends_on.is_empty() {
+            return Some((
+                WaitingOn::Dependencies,
+                format!("waiting for {} dependencies", self.depends_on.len()),
+            ));
+        }
+        Some((WaitingOn::Capacity, "queued; about to be scheduled".into()))
     }
 
     fn reset_attempt_state(&mut self) {
@@ -441,10 +479,16 @@ mod tests {
             .unwrap();
         assert_eq!(
             (h.from, h.to, h.at, h.by.as_str()),
-            (Some(TaskStatus::Pending), TaskStatus::Running, 2000, "scheduler")
+            (
+                Some(TaskStatus::Pending),
+                TaskStatus::Running,
+                2000,
+                "scheduler"
+            )
         );
         assert_eq!((t.version, t.started_at), (2, Some(2000)));
-        t.transition(TaskStatus::Success, 3000, "unit", None).unwrap();
+        t.transition(TaskStatus::Success, 3000, "unit", None)
+            .unwrap();
         assert_eq!((t.progress, t.finished_at), (100.0, Some(3000)));
         let err = t
             .transition(TaskStatus::Running, 4000, "x", None)
@@ -482,7 +526,10 @@ mod tests {
         t.transition(TaskStatus::Failed, 2, "u", None).unwrap();
         assert!(t.has_retries_left());
         let h = t.schedule_retry(10, 5.0).unwrap();
-        assert_eq!((t.status, t.attempt, t.progress), (TaskStatus::Pending, 2, 0.0));
+        assert_eq!(
+            (t.status, t.attempt, t.progress),
+            (TaskStatus::Pending, 2, 0.0)
+        );
         assert_eq!(t.not_before, Some(5010));
         assert_eq!(h.to, TaskStatus::Pending);
         t.attempt = 3;
@@ -499,7 +546,10 @@ mod tests {
         t.transition(TaskStatus::Failed, 2, "u", None).unwrap();
         t.restart(3, "bob").unwrap();
         assert_eq!(t.id, id);
-        assert_eq!((t.status, t.checkpoint.clone(), t.error.clone()), (TaskStatus::Pending, None, None));
+        assert_eq!(
+            (t.status, t.checkpoint.clone(), t.error.clone()),
+            (TaskStatus::Pending, None, None)
+        );
         let (mut ok, _) = Task::create(TaskId::new(), spec(), 0, "a");
         assert!(ok.restart(1, "bob").is_err(), "pending cannot restart");
     }

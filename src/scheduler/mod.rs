@@ -210,13 +210,15 @@ impl Scheduler {
 
     /// Applies new limits; a strategy change re-keys the ready queue.
     pub fn set_limits(&mut self, limits: Limits) {
-        let rekey = limits.strategy != self.limits.strategy || limits.ageing_ms != self.limits.ageing_ms;
+        let rekey =
+            limits.strategy != self.limits.strategy || limits.ageing_ms != self.limits.ageing_ms;
         self.limits = limits;
         if rekey {
             let pending = &self.pending;
-            self.ready.rebuild(self.limits.strategy, self.limits.ageing_ms, |id| {
-                pending.get(&id).map(|e| e.ordering.clone())
-            });
+            self.ready
+                .rebuild(self.limits.strategy, self.limits.ageing_ms, |id| {
+                    pending.get(&id).map(|e| e.ordering.clone())
+                });
             let lots: Vec<Park> = self.lots.keys().cloned().collect();
             for park in lots {
                 self.unpark_all(&park);
@@ -282,7 +284,9 @@ impl Scheduler {
             .min_by(|a, b| {
                 let ra = a.load as f64 / a.capacity.max(1) as f64;
                 let rb = b.load as f64 / b.capacity.max(1) as f64;
-                ra.total_cmp(&rb).then(a.load.cmp(&b.load)).then(a.id.cmp(&b.id))
+                ra.total_cmp(&rb)
+                    .then(a.load.cmp(&b.load))
+                    .then(a.id.cmp(&b.id))
             })
             .map(|u| u.id.clone())
     }

@@ -59,9 +59,10 @@ impl Scheduler {
             }
         }
         entry.gate = Gate::Ready;
-        entry.ordering.ready_since = entry.ordering.ready_since.max(
-            entry.task.not_before.map(|(at, _)| at).unwrap_or(0),
-        );
+        entry.ordering.ready_since = entry
+            .ordering
+            .ready_since
+            .max(entry.task.not_before.map(|(at, _)| at).unwrap_or(0));
         let ordering = entry.ordering.clone();
         self.ready.push(id, &ordering);
     }
@@ -139,14 +140,23 @@ impl Scheduler {
     /// A task this scheduler may know dependents of has ended. On success its dependents
     /// stop waiting for it; on a final failure or cancellation the dependents are returned,
     /// removed, for the caller to cancel (which reports them here in turn).
-    pub fn dependency_finished(&mut self, dep: TaskId, succeeded: bool, now: Millis) -> Vec<TaskId> {
+    pub fn dependency_finished(
+        &mut self,
+        dep: TaskId,
+        succeeded: bool,
+        now: Millis,
+    ) -> Vec<TaskId> {
         let Some(waiting) = self.dependents.remove(&dep) else {
             return Vec::new();
         };
         let mut doomed = Vec::new();
         for id in waiting {
             if succeeded {
-                if let Some(Entry { gate: Gate::Deps(left), .. }) = self.pending.get_mut(&id) {
+                if let Some(Entry {
+                    gate: Gate::Deps(left),
+                    ..
+                }) = self.pending.get_mut(&id)
+                {
                     left.remove(&dep);
                     if left.is_empty() {
                         self.advance(id, now);
@@ -178,7 +188,10 @@ impl Scheduler {
 
     fn park(&mut self, id: TaskId, park: Park) {
         if let Some(e) = self.pending.get_mut(&id) {
-            let key = self.ready.strategy().key(&e.ordering, self.limits.ageing_ms);
+            let key = self
+                .ready
+                .strategy()
+                .key(&e.ordering, self.limits.ageing_ms);
             e.gate = Gate::Parked(park.clone());
             self.lots.entry(park).or_default().insert(key, id);
         }
@@ -219,23 +232,30 @@ impl Scheduler {
         while let Some(id) = self.ready.peek() {
             let entry = &self.pending[&id];
             let task = &entry.task;
-            let blocked = if let Some(m) = task.mutex.as_ref().filter(|m| self.mutex_holders.contains_key(*m)) {
+            let blocked = if let Some(m) = task
+                .mutex
+                .as_ref()
+                .filter(|m| self.mutex_holders.contains_key(*m))
+            {
                 Some(Park::Mutex(m.clone()))
             } else if self
                 .limits
                 .type_limits
                 .get(&task.task_type)
-                .is_some_and(|lim| self.type_running.get(&task.task_type).copied().unwrap_or(0) >= *lim)
+                .is_some_and(|lim| {
+                    self.type_running.get(&task.task_type).copied().unwrap_or(0) >= *lim
+                })
             {
                 Some(Park::TypeLimit(task.task_type.clone()))
-            } else if let Some(b) = task.batch.as_ref().filter(|b| {
-                self.batch_limits
-                    .get(*b)
-                    .is_some_and(|lim| self.batch_running.get(*b).copied().unwrap_or(0) >= *lim)
-            }) {
-                Some(Park::BatchLimit(b.clone()))
             } else {
-                None
+                task.batch
+                    .as_ref()
+                    .filter(|b| {
+                        self.batch_limits.get(*b).is_some_and(|lim| {
+                            self.batch_running.get(*b).copied().unwrap_or(0) >= *lim
+                        })
+                    })
+                    .map(|b| Park::BatchLimit(b.clone()))
             };
             if let Some(park) = blocked {
                 self.ready.pop(false);
@@ -270,7 +290,10 @@ impl Scheduler {
         if let Some(m) = &active.mutex {
             self.mutex_holders.insert(m.clone(), id);
         }
-        *self.type_running.entry(active.task_type.clone()).or_default() += 1;
+        *self
+            .type_running
+            .entry(active.task_type.clone())
+            .or_default() += 1;
         if let Some(b) = &active.batch {
             *self.batch_running.entry(b.clone()).or_default() += 1;
         }
@@ -282,7 +305,11 @@ impl Scheduler {
 
     /// Gives an active task without a unit (recovered, or its unit went away) the least loaded
     /// unit that takes it, even past its capacity: the work already holds its parallel slot.
-    pub fn acquire_unit(&mut self, id: TaskId, labels: &std::collections::BTreeMap<String, String>) -> Option<UnitId> {
+    pub fn acquire_unit(
+        &mut self,
+        id: TaskId,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<UnitId> {
         let task_type = self.active.get(&id)?.task_type.clone();
         let unit = self.pick_unit(&task_type, labels).or_else(|| {
             self.units
@@ -376,8 +403,18 @@ impl Scheduler {
             }
             Gate::Timer(at, why) => {
                 let secs = ((*at - now) as f64 / 1000.0).max(0.0);
-                let what = if *why == WaitingOn::RetryDelay { "retry delay" } else { "run_at" };
-                w(*why, format!("{what}: starts at {} (in {secs:.1}s)", crate::domain::rfc3339(*at)))
+                let what = if *why == WaitingOn::RetryDelay {
+                    "retry delay"
+                } else {
+                    "run_at"
+                };
+                w(
+                    *why,
+                    format!(
+                        "{what}: starts at {} (in {secs:.1}s)",
+                        crate::domain::rfc3339(*at)
+                    ),
+                )
             }
             Gate::Parked(Park::Mutex(m)) => {
                 let holder = self
@@ -409,13 +446,19 @@ impl Scheduler {
                 } else if e.task.labels.is_empty() {
                     format!("no execution unit serving '{t}' is connected")
                 } else {
-                    format!("no execution unit serving '{t}' carries labels {:?}", e.task.labels)
+                    format!(
+                        "no execution unit serving '{t}' carries labels {:?}",
+                        e.task.labels
+                    )
                 };
                 w(WaitingOn::Capacity, detail)
             }
             Gate::Ready => {
                 if !self.limits.queue_enabled {
-                    return w(WaitingOn::QueuePaused, "the queue is paused (queue_enabled = false)".into());
+                    return w(
+                        WaitingOn::QueuePaused,
+                        "the queue is paused (queue_enabled = false)".into(),
+                    );
                 }
                 let ahead = self.ready.ahead_of(id, AHEAD_CAP).unwrap_or(0);
                 let ahead_text = match ahead {
@@ -425,7 +468,10 @@ impl Scheduler {
                     n => format!("{n} tasks ahead of this one"),
                 };
                 if let Some(reason) = &self.admission_block {
-                    return w(WaitingOn::Capacity, format!("admission paused: {reason}; {ahead_text}"));
+                    return w(
+                        WaitingOn::Capacity,
+                        format!("admission paused: {reason}; {ahead_text}"),
+                    );
                 }
                 w(
                     WaitingOn::Capacity,

@@ -144,11 +144,18 @@ impl ReadyQueue {
     }
 
     /// Re-keys everything under another strategy or ageing.
-    pub fn rebuild(&mut self, strategy: Strategy, ageing_ms: i64, lookup: impl Fn(TaskId) -> Option<Ordering>) {
+    pub fn rebuild(
+        &mut self,
+        strategy: Strategy,
+        ageing_ms: i64,
+        lookup: impl Fn(TaskId) -> Option<Ordering>,
+    ) {
         let ids: Vec<TaskId> = self.index.keys().copied().collect();
         *self = ReadyQueue::new(strategy, ageing_ms);
-        let mut entries: Vec<(TaskId, Ordering)> =
-            ids.into_iter().filter_map(|id| lookup(id).map(|o| (id, o))).collect();
+        let mut entries: Vec<(TaskId, Ordering)> = ids
+            .into_iter()
+            .filter_map(|id| lookup(id).map(|o| (id, o)))
+            .collect();
         entries.sort_by_key(|(_, o)| o.seq);
         for (id, o) in entries {
             self.push(id, &o);
@@ -221,7 +228,12 @@ mod tests {
         }
         let order = drain(&mut q);
         let pos = |id: TaskId| order.iter().position(|x| *x == id).unwrap();
-        assert!(pos(small[0]) <= 2 && pos(small[1]) <= 4, "{} {}", pos(small[0]), pos(small[1]));
+        assert!(
+            pos(small[0]) <= 2 && pos(small[1]) <= 4,
+            "{} {}",
+            pos(small[0]),
+            pos(small[1])
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ fn sched(max_parallel: usize) -> Scheduler {
     let mut s = Scheduler::new(limits(max_parallel));
     s.add_unit(UnitSlot {
         id: "local".into(),
-        types: ["noop", "sleep"].into_iter().map(String::from).collect::<BTreeSet<_>>(),
+        types: ["noop", "sleep"]
+            .into_iter()
+            .map(String::from)
+            .collect::<BTreeSet<_>>(),
         labels: BTreeMap::new(),
         capacity: 100,
         load: 0,
@@ -98,7 +101,11 @@ fn tasks_sharing_a_mutex_never_run_together() {
     s.enqueue(b, 1);
     s.enqueue(c, 2);
     assert_eq!(s.next_dispatch().unwrap().id, ia);
-    assert_eq!(s.next_dispatch().unwrap().id, ic, "b is parked, c overtakes");
+    assert_eq!(
+        s.next_dispatch().unwrap().id,
+        ic,
+        "b is parked, c overtakes"
+    );
     assert!(s.next_dispatch().is_none());
     let w = s.explain(ib, 0).unwrap();
     assert_eq!(w.on, WaitingOn::Mutex);
@@ -124,7 +131,11 @@ fn type_limits_park_and_release_one_at_a_time() {
         .collect();
     assert_eq!(s.next_dispatch().unwrap().id, ids[0]);
     assert!(s.next_dispatch().is_none());
-    assert!(s.explain(ids[1], 0).unwrap().detail.contains("type limit for 'sleep'"));
+    assert!(s
+        .explain(ids[1], 0)
+        .unwrap()
+        .detail
+        .contains("type limit for 'sleep'"));
     s.release(ids[0]);
     assert_eq!(s.next_dispatch().unwrap().id, ids[1]);
 }
@@ -188,7 +199,11 @@ fn work_without_a_unit_parks_until_one_registers() {
     let id = t.id;
     s.enqueue(t, 0);
     assert!(s.next_dispatch().is_none());
-    assert!(s.explain(id, 0).unwrap().detail.contains("no execution unit serving 'remote_only'"));
+    assert!(s
+        .explain(id, 0)
+        .unwrap()
+        .detail
+        .contains("no execution unit serving 'remote_only'"));
     s.add_unit(UnitSlot {
         id: "w1".into(),
         types: ["remote_only".to_string()].into_iter().collect(),

@@ -99,7 +99,10 @@ impl Store {
     }
 
     /// Runs a read on a pooled connection in the blocking pool.
-    pub fn read<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
+    pub fn read<R, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
     where
         F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -120,7 +123,10 @@ impl Store {
     /// Queues a write at once (so writes queued in order commit in order); it runs in its own
     /// savepoint inside the writer's next group transaction, and the returned future answers
     /// once that transaction has committed.
-    pub fn write<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
+    pub fn write<R, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
     where
         F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,

@@ -133,8 +133,16 @@ impl TryFrom<TaskRow> for Task {
             stage: r.stage,
             message: r.message,
             eta_secs: r.eta_secs,
-            checkpoint: r.checkpoint.as_deref().map(|s| parse_json("checkpoint", s)).transpose()?,
-            result: r.result.as_deref().map(|s| parse_json("result", s)).transpose()?,
+            checkpoint: r
+                .checkpoint
+                .as_deref()
+                .map(|s| parse_json("checkpoint", s))
+                .transpose()?,
+            result: r
+                .result
+                .as_deref()
+                .map(|s| parse_json("result", s))
+                .transpose()?,
             error: r.error,
             attempt: r.attempt,
             max_retries: r.max_retries,
@@ -152,7 +160,11 @@ impl TryFrom<TaskRow> for Task {
             schedule_id: r.schedule_id,
             unit_id: r.unit_id,
             source: parse("source", &r.source)?,
-            retry_of: r.retry_of.as_deref().map(|s| parse::<TaskId>("retry_of", s)).transpose()?,
+            retry_of: r
+                .retry_of
+                .as_deref()
+                .map(|s| parse::<TaskId>("retry_of", s))
+                .transpose()?,
             created_by: r.created_by,
             callback_url: r.callback_url,
             version: r.version,
@@ -165,7 +177,11 @@ impl TryFrom<TaskRow> for Task {
             held: r.held,
             not_before: r.not_before,
             active_secs: r.active_secs,
-            resources: r.resources.as_deref().map(|s| parse_json("resources", s)).transpose()?,
+            resources: r
+                .resources
+                .as_deref()
+                .map(|s| parse_json("resources", s))
+                .transpose()?,
         })
     }
 }

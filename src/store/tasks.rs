@@ -298,8 +298,11 @@ pub fn mutex_holder(
         q = q.filter(tasks::id.ne(me.to_string()));
     }
     let id: Option<String> = q.first(conn).optional()?;
-    id.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("id: {e}"))))
-        .transpose()
+    id.map(|s| {
+        s.parse()
+            .map_err(|e| StoreError::Corrupt(format!("id: {e}")))
+    })
+    .transpose()
 }
 
 /// Which of `ids` exist, with their status.
@@ -349,8 +352,7 @@ pub fn delete_terminal(conn: &mut DbConn, id: TaskId) -> Result<bool, StoreError
         TaskStatus::Cancelled.as_str(),
     ];
     let key = id.to_string();
-    diesel::delete(task_history::table.filter(task_history::task_id.eq(&key)))
-        .execute(conn)?;
+    diesel::delete(task_history::table.filter(task_history::task_id.eq(&key))).execute(conn)?;
     diesel::delete(task_logs::table.filter(task_logs::task_id.eq(&key))).execute(conn)?;
     let n = diesel::delete(
         tasks::table
@@ -385,7 +387,7 @@ pub struct LogQuery {
     pub limit: i64,
 }
 
-pub fn logs(conn: &mut DbConn, id: TaskId, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+fn log_filter(id: TaskId, q: &LogQuery) -> task_logs::BoxedQuery<'static, MultiBackend> {
     let mut query = task_logs::table
         .filter(task_logs::task_id.eq(id.to_string()))
         .into_boxed::<MultiBackend>();
@@ -400,11 +402,24 @@ pub fn logs(conn: &mut DbConn, id: TaskId, q: &LogQuery) -> Result<Vec<LogRow>, 
     if let Some(after) = q.after {
         query = query.filter(task_logs::id.gt(after));
     }
-    Ok(query
+    query
+}
+
+/// A page of a task's log lines (oldest first) and how many match in all.
+pub fn logs(
+    conn: &mut DbConn,
+    id: TaskId,
+    q: &LogQuery,
+    offset: i64,
+) -> Result<(Vec<LogRow>, i64), StoreError> {
+    let total: i64 = log_filter(id, q).count().get_result(conn)?;
+    let rows = log_filter(id, q)
         .order(task_logs::id.asc())
+        .offset(offset)
         .limit(q.limit)
         .select(LogRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    Ok((rows, total))
 }
 
 /// Read-modify-write of one task inside a write job: atomic with respect to every other

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
-use super::{opt_field, ConfigError, Control, Job, JobContext, Outcome, Report, TaskHandler, UnitEnv};
+use super::{
+    opt_field, ConfigError, Control, Job, JobContext, Outcome, Report, TaskHandler, UnitEnv,
+};
 use crate::domain::LogLevel;
 
 /// How long output may keep flowing after the process exited (grandchildren holding the pipes).
@@ -36,11 +38,19 @@ struct Spec {
 
 fn spec_of(config: &Value) -> Result<Spec, ConfigError> {
     if !config.is_object() {
-        return Err(ConfigError { field: "config".into(), message: "must be an object".into() });
+        return Err(ConfigError {
+            field: "config".into(),
+            message: "must be an object".into(),
+        });
     }
     let program = match opt_field(config, "program") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(v) => return Err(ConfigError::new("program", format!("must be a non-empty string, not {v}"))),
+        Some(v) => {
+            return Err(ConfigError::new(
+                "program",
+                format!("must be a non-empty string, not {v}"),
+            ))
+        }
         None => return Err(ConfigError::new("program", "is required")),
     };
     let args = match opt_field(config, "args") {
@@ -51,10 +61,18 @@ fn spec_of(config: &Value) -> Result<Spec, ConfigError> {
             .map(|(i, v)| match v {
                 Value::String(s) => Ok(s.clone()),
                 Value::Number(n) => Ok(n.to_string()),
-                other => Err(ConfigError::new(&format!("args[{i}]"), format!("must be a string, not {other}"))),
+                other => Err(ConfigError::new(
+                    &format!("args[{i}]"),
+                    format!("must be a string, not {other}"),
+                )),
             })
             .collect::<Result<_, _>>()?,
-        Some(v) => return Err(ConfigError::new("args", format!("must be an array of strings, not {v}"))),
+        Some(v) => {
+            return Err(ConfigError::new(
+                "args",
+                format!("must be an array of strings, not {v}"),
+            ))
+        }
     };
     let env = match opt_field(config, "env") {
         None => BTreeMap::new(),
@@ -63,17 +81,35 @@ fn spec_of(config: &Value) -> Result<Spec, ConfigError> {
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
                 Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
-                other => Err(ConfigError::new(&format!("env.{k}"), format!("must be a string, not {other}"))),
+                other => Err(ConfigError::new(
+                    &format!("env.{k}"),
+                    format!("must be a string, not {other}"),
+                )),
             })
             .collect::<Result<_, _>>()?,
-        Some(v) => return Err(ConfigError::new("env", format!("must be an object of strings, not {v}"))),
+        Some(v) => {
+            return Err(ConfigError::new(
+                "env",
+                format!("must be an object of strings, not {v}"),
+            ))
+        }
     };
     let cwd = match opt_field(config, "cwd") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => return Err(ConfigError::new("cwd", format!("must be a string, not {v}"))),
+        Some(v) => {
+            return Err(ConfigError::new(
+                "cwd",
+                format!("must be a string, not {v}"),
+            ))
+        }
     };
-    Ok(Spec { program, args, env, cwd })
+    Ok(Spec {
+        program,
+        args,
+        env,
+        cwd,
+    })
 }
 
 impl TaskHandler for CommandUnit {
@@ -133,7 +169,11 @@ async fn run_command(spec: Spec, job: Job, mut ctx: JobContext) -> Outcome {
             None => return Outcome::Failed("no data root to run in".into()),
         },
     };
-    let checkpoint = job.checkpoint.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let checkpoint = job
+        .checkpoint
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(&spec.env)
@@ -229,15 +269,30 @@ fn stdout_line(ctx: &JobContext, line: &str, result: &mut Option<Value>) {
     let msg: Value = match serde_json::from_str(body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            ctx.log(LogLevel::Warning, format!("ignored a malformed progress line: {line}"));
+            ctx.log(
+                LogLevel::Warning,
+                format!("ignored a malformed progress line: {line}"),
+            );
             return;
         }
     };
-    let progress = msg.get("progress").and_then(Value::as_f64).filter(|p| (0.0..=100.0).contains(p));
+    let progress = msg
+        .get("progress")
+        .and_then(Value::as_f64)
+        .filter(|p| (0.0..=100.0).contains(p));
     let text = |k: &str| msg.get(k).and_then(Value::as_str).map(String::from);
     let checkpoint = msg.get("checkpoint").filter(|v| !v.is_null()).cloned();
-    if progress.is_some() || checkpoint.is_some() || msg.get("stage").is_some() || msg.get("message").is_some() {
-        ctx.report(Report::Progress { progress, stage: text("stage"), message: text("message"), checkpoint });
+    if progress.is_some()
+        || checkpoint.is_some()
+        || msg.get("stage").is_some()
+        || msg.get("message").is_some()
+    {
+        ctx.report(Report::Progress {
+            progress,
+            stage: text("stage"),
+            message: text("message"),
+            checkpoint,
+        });
     }
     if let Some(r) = msg.get("result").filter(|v| !v.is_null()) {
         *result = Some(r.clone());

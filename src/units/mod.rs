@@ -88,7 +88,12 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    pub fn new(job: &Job, env: Arc<UnitEnv>, sink: ReportSink, control: watch::Receiver<Control>) -> Self {
+    pub fn new(
+        job: &Job,
+        env: Arc<UnitEnv>,
+        sink: ReportSink,
+        control: watch::Receiver<Control>,
+    ) -> Self {
         JobContext {
             task_id: job.task_id,
             attempt: job.attempt,

@@ -21,7 +21,10 @@ impl TaskHandler for Noop {
         if config.is_object() {
             Ok(())
         } else {
-            Err(ConfigError { field: "config".into(), message: "must be an object".into() })
+            Err(ConfigError {
+                field: "config".into(),
+                message: "must be an object".into(),
+            })
         }
     }
 

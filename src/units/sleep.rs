@@ -12,6 +12,8 @@ use super::{ConfigError, Control, Job, JobContext, Outcome, TaskHandler, UnitEnv
 
 /// Longest interval between progress reports.
 const TICK: Duration = Duration::from_millis(100);
+/// Less than this left to sleep counts as done.
+const DONE_EPSILON_SECS: f64 = 0.001;
 /// The longest sleep accepted: a week.
 const MAX_SECS: f64 = 7.0 * 86_400.0;
 
@@ -25,7 +27,10 @@ fn secs_of(config: &Value) -> Result<f64, ConfigError> {
         .as_f64()
         .ok_or_else(|| ConfigError::new("secs", format!("must be a number, not {v}")))?;
     if !(0.0..=MAX_SECS).contains(&secs) {
-        return Err(ConfigError::new("secs", format!("{secs} is outside 0..={MAX_SECS}")));
+        return Err(ConfigError::new(
+            "secs",
+            format!("{secs} is outside 0..={MAX_SECS}"),
+        ));
     }
     Ok(secs)
 }
@@ -66,9 +71,16 @@ impl TaskHandler for Sleep {
 }
 
 async fn run_sleep(total: f64, mut slept: f64, mut ctx: JobContext) -> Outcome {
-    let pct = |slept: f64| if total > 0.0 { slept / total * 100.0 } else { 100.0 };
+    let pct = |slept: f64| {
+        if total > 0.0 {
+            slept / total * 100.0
+        } else {
+            100.0
+        }
+    };
     loop {
-        if slept >= total {
+        // Float steps never add up exactly: anything under a millisecond left is done.
+        if total - slept < DONE_EPSILON_SECS {
             return Outcome::Success(Some(json!({"slept_secs": total})));
         }
         match ctx.control() {

@@ -97,7 +97,7 @@ fn invalid(from: TaskStatus, what: &str) -> Routed {
 impl Handler<PendingCommand> for SchedulerActor {
     type Result = ResponseActFuture<Self, Routed>;
 
-    fn handle(&mut self, msg: PendingCommand, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: PendingCommand, _ctx: &mut Context<Self>) -> Self::Result {
         let ready = |r: Routed| -> Self::Result { Box::pin(fut::ready(r)) };
         let id = msg.id;
         if !self.core.is_pending(id) {
@@ -117,37 +117,46 @@ impl Handler<PendingCommand> for SchedulerActor {
                 });
                 Box::pin(write.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(Ok(task)) => {
-                        act.shared.events.publish(EventBody::status(&task, Some(TaskStatus::Pending), Some("cancelled".into()), now));
+                        act.shared.events.publish(EventBody::status(
+                            &task,
+                            Some(TaskStatus::Pending),
+                            Some("cancelled".into()),
+                            now,
+                        ));
                         let doomed = act.core.dependency_finished(id, false, now);
                         act.cancel_doomed(doomed, id, ctx);
                         act.pump(ctx);
-                        Routed::Done(Ok(task))
+                        Routed::Done(Ok(Box::new(task)))
                     }
                     Ok(Err(e)) => Routed::Done(Err(e.into())),
                     Err(e) => Routed::Done(Err(e.into())),
                 }))
             }
             TaskCommand::Start => {
-                let released = self.core.start(id, now);
-                self.pump(ctx);
+                // Durable first, then released: a dispatch must find the row as it will stay.
                 let write = store.write(move |c| {
                     q::modify(c, id, |t| {
-                        if released && t.held {
+                        if t.held {
                             t.held = false;
                             t.touch(now);
                         }
                         Ok::<_, ApiError>(Vec::new())
                     })
                 });
-                Box::pin(write.into_actor(self).map(|res, _, _| match res {
-                    Ok(r) => Routed::Done(r),
+                Box::pin(write.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(r) => {
+                        act.core.start(id, now_ms());
+                        act.pump(ctx);
+                        Routed::Done(r.map(Box::new))
+                    }
                     Err(e) => Routed::Done(Err(e.into())),
                 }))
             }
-            TaskCommand::Patch { priority, name, tags } => {
-                if let Some(p) = priority {
-                    self.core.reprioritize(id, p);
-                }
+            TaskCommand::Patch {
+                priority,
+                name,
+                tags,
+            } => {
                 let write = store.write(move |c| {
                     q::modify(c, id, |t| {
                         if let Some(p) = priority {
@@ -163,9 +172,14 @@ impl Handler<PendingCommand> for SchedulerActor {
                         Ok::<_, ApiError>(Vec::new())
                     })
                 });
-                self.pump(ctx);
-                Box::pin(write.into_actor(self).map(|res, _, _| match res {
-                    Ok(r) => Routed::Done(r),
+                Box::pin(write.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(r) => {
+                        if let Some(p) = priority {
+                            act.core.reprioritize(id, p);
+                        }
+                        act.pump(ctx);
+                        Routed::Done(r.map(Box::new))
+                    }
                     Err(e) => Routed::Done(Err(e.into())),
                 }))
             }

@@ -17,17 +17,7 @@ impl Actor for TaskActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         match self.launch.take() {
-            Some(Launch::Dispatch { unit }) => {
-                let id = self.id;
-                let load = self.shared.store.read(move |c| q::get(c, id));
-                ctx.wait(load.into_actor(self).map(move |res, act, ctx| match res {
-                    Ok(Some(task)) if task.status == TaskStatus::Pending => act.begin_dispatch(task, unit, ctx),
-                    other => {
-                        log::debug!("task {}: not dispatchable ({:?})", act.id, other.map(|t| t.map(|t| t.status)));
-                        act.abandon(ctx);
-                    }
-                }));
-            }
+            Some(Launch::Dispatch { unit }) => self.begin_dispatch(unit, ctx),
             Some(Launch::Adopt { task, unit }) => self.adopt(*task, unit, ctx),
             Some(Launch::Resync) | None => {
                 let id = self.id;
@@ -35,10 +25,13 @@ impl Actor for TaskActor {
                 ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
                     Ok(Some(task)) => {
                         act.persisted_version = task.version;
-                        let terminal = task.status.is_terminal() || task.status == TaskStatus::Pending;
+                        act.durable = Some(task.clone());
                         let status = task.status;
+                        if status == TaskStatus::Pending {
+                            return act.give_back(task, ctx);
+                        }
                         act.task = Some(task);
-                        if terminal && !act.done {
+                        if status.is_terminal() && !act.done {
                             act.final_committed = true;
                             act.unit_stopped = true;
                             act.ending.get_or_insert(match status {
@@ -78,7 +71,9 @@ impl Handler<UnitReport> for TaskActor {
     type Result = ();
 
     fn handle(&mut self, msg: UnitReport, ctx: &mut Context<Self>) {
-        let Some(task) = self.task.as_ref() else { return };
+        let Some(task) = self.task.as_ref() else {
+            return;
+        };
         if msg.attempt != task.attempt || msg.task_id != task.id {
             return;
         }
@@ -96,7 +91,12 @@ impl Handler<UnitReport> for TaskActor {
                 }
                 self.schedule_flush(ctx);
             }
-            ReportBody::Report(Report::Progress { progress, stage, message, checkpoint }) => {
+            ReportBody::Report(Report::Progress {
+                progress,
+                stage,
+                message,
+                checkpoint,
+            }) => {
                 let visible = progress.is_some() || stage.is_some() || message.is_some();
                 if self.apply_progress(progress, stage, message, checkpoint) {
                     if visible {
@@ -111,20 +111,19 @@ impl Handler<UnitReport> for TaskActor {
     }
 }
 
-/// The hot copy of the task.
+/// The task as readers should see it.
 impl Handler<Snapshot> for TaskActor {
     type Result = Option<Task>;
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Option<Task> {
-        let mut t = self.task.clone()?;
-        if t.status == TaskStatus::Running {
-            t.active_secs = self.active_secs();
-        }
-        Some(t)
+        self.readable()
     }
 }
 
 fn refuse(task: &Task, to: TaskStatus) -> ApiError {
-    ApiError::new(ErrorCode::InvalidTransition, format!("a {} task cannot become {to}", task.status))
+    ApiError::new(
+        ErrorCode::InvalidTransition,
+        format!("a {} task cannot become {to}", task.status),
+    )
 }
 
 /// Control commands; each answers with the task once its change is durable.
@@ -134,7 +133,10 @@ impl Handler<Command> for TaskActor {
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> Self::Result {
         let ready = |r: Result<Task, ApiError>| -> Self::Result { Box::pin(fut::ready(r)) };
         let Some(task) = self.task.clone() else {
-            return ready(Err(ApiError::new(ErrorCode::Unavailable, "the task is being loaded; try again")));
+            return ready(Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the task is being loaded; try again",
+            )));
         };
         let now = now_ms();
         match msg.cmd {
@@ -144,8 +146,11 @@ impl Handler<Command> for TaskActor {
                     return ready(Err(refuse(&task, TaskStatus::Paused)));
                 }
                 self.stop_clock(ctx);
-                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
-                let h = match t.transition(TaskStatus::Paused, now, &msg.by, Some("paused".into())) {
+                let Some(t) = self.task.as_mut() else {
+                    return ready(Err(ApiError::internal()));
+                };
+                let h = match t.transition(TaskStatus::Paused, now, &msg.by, Some("paused".into()))
+                {
                     Ok(h) => h,
                     Err(e) => return ready(Err(e.into())),
                 };
@@ -158,14 +163,19 @@ impl Handler<Command> for TaskActor {
                 if task.status != TaskStatus::Paused || self.ending.is_some() {
                     return ready(Err(refuse(&task, TaskStatus::Running)));
                 }
-                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
-                let h = match t.transition(TaskStatus::Running, now, &msg.by, Some("resumed".into())) {
-                    Ok(h) => h,
-                    Err(e) => return ready(Err(e.into())),
+                let Some(t) = self.task.as_mut() else {
+                    return ready(Err(ApiError::internal()));
                 };
+                let h =
+                    match t.transition(TaskStatus::Running, now, &msg.by, Some("resumed".into())) {
+                        Ok(h) => h,
+                        Err(e) => return ready(Err(e.into())),
+                    };
                 self.start_clock(ctx);
                 match (&self.unit, self.unit_stopped) {
-                    (Some(unit), false) => unit.resume.do_send(unitmsg::Resume { task_id: self.id }),
+                    (Some(unit), false) => {
+                        unit.resume.do_send(unitmsg::Resume { task_id: self.id })
+                    }
                     (Some(_), true) => self.start_unit(ctx),
                     (None, _) => self.acquire_and_start(ctx),
                 }
@@ -180,8 +190,14 @@ impl Handler<Command> for TaskActor {
                     Err(e) => ready(Err(e)),
                 }
             }
-            TaskCommand::Patch { priority, name, tags } => {
-                let Some(t) = self.task.as_mut() else { return ready(Err(ApiError::internal())) };
+            TaskCommand::Patch {
+                priority,
+                name,
+                tags,
+            } => {
+                let Some(t) = self.task.as_mut() else {
+                    return ready(Err(ApiError::internal()));
+                };
                 if let Some(p) = priority {
                     t.priority = p;
                 }
@@ -194,11 +210,19 @@ impl Handler<Command> for TaskActor {
                 t.touch(now);
                 self.commit(Vec::new(), ctx)
             }
-            TaskCommand::Progress { progress, stage, message, checkpoint } => {
+            TaskCommand::Progress {
+                progress,
+                stage,
+                message,
+                checkpoint,
+            } => {
                 if !task.status.is_active() || self.ending.is_some() {
                     return ready(Err(ApiError::new(
                         ErrorCode::InvalidTransition,
-                        format!("progress is reported for running tasks; this one is {}", task.status),
+                        format!(
+                            "progress is reported for running tasks; this one is {}",
+                            task.status
+                        ),
                     )));
                 }
                 let visible = progress.is_some() || stage.is_some() || message.is_some();
@@ -209,7 +233,11 @@ impl Handler<Command> for TaskActor {
                 }
                 self.commit(Vec::new(), ctx)
             }
-            TaskCommand::Callback { status, result, error } => {
+            TaskCommand::Callback {
+                status,
+                result,
+                error,
+            } => {
                 if self.ending.is_some() {
                     return ready(Ok(task));
                 }
@@ -220,7 +248,10 @@ impl Handler<Command> for TaskActor {
                     }
                     TaskStatus::Failed => {
                         self.unit_stopped = true;
-                        self.fail(error.unwrap_or_else(|| "the unit reported failure".into()), ctx);
+                        self.fail(
+                            error.unwrap_or_else(|| "the unit reported failure".into()),
+                            ctx,
+                        );
                     }
                     TaskStatus::Cancelled => {
                         self.unit_stopped = true;

@@ -1,0 +1,86 @@
+//! Lists: filters, sorts, pagination, bulk status by ids, CSV and NDJSON exports.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(lists_filter_sort_paginate_and_export);
+
+async fn lists_filter_sort_paginate_and_export(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let t = app
+            .create(json!({"type": "noop", "name": format!("job-{i}"), "priority": i, "tags": if i % 2 == 0 { json!(["even"]) } else { json!(["odd"]) }}))
+            .await;
+        ids.push(id_of(&t));
+    }
+    let held = app.create(json!({"type": "sleep", "name": "held_100%", "autostart": false, "config": {"secs": 1}})).await;
+    for id in &ids {
+        app.wait_status(id, "success", 10.0).await;
+    }
+
+    let (status, page) = app.get("/api/v1/tasks?limit=2&page=2&sort=priority").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            page["page"].as_i64(),
+            page["limit"].as_i64(),
+            page["total"].as_i64()
+        ),
+        (Some(2), Some(2), Some(6))
+    );
+    let prios: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["priority"].as_i64().unwrap())
+        .collect();
+    assert_eq!(prios, [1, 2], "page 2 of ascending priorities 0,1,1,2,3,4");
+
+    let (_, succ) = app
+        .get("/api/v1/tasks?status=success&type=noop&tag=even&sort=-priority")
+        .await;
+    let names: Vec<&str> = succ["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["job-4", "job-2", "job-0"]);
+    let (_, both) = app.get("/api/v1/tasks?status=pending,success").await;
+    assert_eq!(both["total"], 6);
+    let (_, q) = app.get("/api/v1/tasks?q=100%25").await;
+    assert_eq!(q["total"], 1, "q matches literally: {q}");
+    let (_, bulk) = app
+        .get(&format!(
+            "/api/v1/tasks?ids={},{}",
+            ids[0],
+            held["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(bulk["total"], 2);
+    let (_, none) = app
+        .get("/api/v1/tasks?created_after=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(none["total"], 0);
+
+    let (status, csv) = app
+        .get_text("/api/v1/tasks?format=csv&status=success&sort=name")
+        .await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("id,name,type,status"), "{csv}");
+    assert_eq!(lines.len(), 6);
+    assert!(lines[1].contains("job-0") && lines[1].contains("success"));
+    let (status, nd) = app.get_text("/api/v1/tasks?format=ndjson").await;
+    assert_eq!(status, 200);
+    let rows: Vec<serde_json::Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6);
+}

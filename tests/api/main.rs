@@ -1,0 +1,10 @@
+//! One integration binary driving real servers over HTTP, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod control;
+mod execution;
+mod listing;
+mod recovery;
+mod scheduling;

@@ -63,6 +63,7 @@ impl Application {
             .await
             .map_err(|_| StoreError::Closed)??;
         log::info!("database: {}", store.backend().name());
+        let config = apply_persisted(&store, config).await;
 
         let roots = config
             .effective_data_roots()
@@ -164,6 +165,37 @@ impl Application {
     }
 }
 
+/// Lays the overrides stored by `PUT /system/config` over the configuration (they come last
+/// among the sources); a stored override that no longer validates is ignored, loudly.
+async fn apply_persisted(store: &Store, config: Config) -> Config {
+    let stored = store
+        .read(crate::store::batches::settings_all)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == crate::api::system::SETTINGS_KEY)
+        .and_then(|(_, v)| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&v).ok()
+        });
+    let Some(overrides) = stored else {
+        return config;
+    };
+    let mut all = config.to_map();
+    for (k, v) in overrides {
+        all.insert(k, v);
+    }
+    match Config::from_map(all) {
+        Ok(c) => {
+            log::info!("applied configuration stored by PUT /system/config");
+            c
+        }
+        Err(e) => {
+            log::error!("ignoring the stored configuration: {e}");
+            config
+        }
+    }
+}
+
 /// Rebuilds the scheduler and the task actors from the database (SPEC §2.2 crash recovery):
 /// running tasks resume from their checkpoint, paused ones stay paused, pending ones queue.
 async fn recover(
@@ -171,6 +203,19 @@ async fn recover(
     scheduler: &Addr<SchedulerActor>,
     supervisor: &Addr<Supervisor>,
 ) -> Result<(), StoreError> {
+    for b in shared.store.read(crate::store::batches::live).await? {
+        scheduler.do_send(crate::actors::scheduler::batches::RegisterBatch {
+            id: b.id.clone(),
+            limit: b.parallel_limit(),
+            paused: b.paused,
+            waits: b
+                .depends_on
+                .iter()
+                .filter_map(|d| crate::actors::scheduler::batches::batch_key(d))
+                .collect(),
+        });
+        supervisor.do_send(crate::actors::supervisor::WatchBatch { id: b.id });
+    }
     let live = shared.store.read(q::live).await?;
     let (mut running, mut paused, mut pending) = (0, 0, Vec::new());
     for task in live {

@@ -150,13 +150,25 @@ impl Config {
 
     /// Deserializes and validates a complete or partial key map over the defaults.
     pub fn from_map(map: Map<String, Value>) -> Result<Config, ConfigError> {
-        let mut base = as_map(&Config::default());
-        merge(&mut base, map);
-        let config: Config = serde_json::from_value(Value::Object(base)).map_err(|e| {
-            let msg = e.to_string();
-            let key = msg.split('`').nth(1).unwrap_or("config").to_string();
-            ConfigError::new(&key, msg)
-        })?;
+        let defaults = as_map(&Config::default());
+        let mut base = defaults.clone();
+        merge(&mut base, map.clone());
+        let config: Config = match serde_json::from_value(Value::Object(base)) {
+            Ok(c) => c,
+            Err(e) => {
+                // serde does not say which field failed: find the key that fails alone.
+                let key = map
+                    .iter()
+                    .find(|(k, v)| {
+                        let mut one = defaults.clone();
+                        one.insert((*k).clone(), (*v).clone());
+                        serde_json::from_value::<Config>(Value::Object(one)).is_err()
+                    })
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_else(|| "config".into());
+                return Err(ConfigError::new(&key, e.to_string()));
+            }
+        };
         config.validate()?;
         Ok(config)
     }

@@ -50,6 +50,13 @@ pub enum EventBody {
         message: String,
         at: String,
     },
+    Batch {
+        batch_id: String,
+        from: Option<String>,
+        to: String,
+        progress: f64,
+        at: String,
+    },
     Unit {
         unit_id: String,
         status: String,

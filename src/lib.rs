@@ -16,3 +16,4 @@ pub mod units;
 
 pub use app::Application;
 pub use config::Config;
+pub mod resources;

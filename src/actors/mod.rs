@@ -27,6 +27,8 @@
 //!   tells the scheduler (`TaskEnded`) so the slot, mutex and unit load free up.
 //! - Units are reached only through the messages of `units.rs`.
 
+pub mod batch;
+pub mod commander;
 pub mod scheduler;
 pub mod supervisor;
 pub mod task;

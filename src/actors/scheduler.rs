@@ -128,6 +128,9 @@ pub struct SchedulerActor {
     supervisor: Option<Addr<Supervisor>>,
     handles: HashMap<String, UnitHandle>,
     wake: Option<(Millis, SpawnHandle)>,
+    /// Batches waited on by each batch's tasks (dependency keys).
+    batch_waits: HashMap<String, Vec<TaskId>>,
+    admission_reason: Option<String>,
 }
 
 /// The policy's slice of the configuration.
@@ -177,7 +180,18 @@ impl SchedulerActor {
             supervisor: None,
             handles: HashMap::new(),
             wake: None,
+            batch_waits: HashMap::new(),
+            admission_reason: None,
         }
+    }
+
+    /// The policy's view of a stored pending task, with its batch's dependencies.
+    fn pending(&self, t: &Task) -> Pending {
+        let mut p = pending_of(t);
+        if let Some(waits) = t.batch_id.as_ref().and_then(|b| self.batch_waits.get(b)) {
+            p.wait_for.extend(waits.iter().copied());
+        }
+        p
     }
 
     /// Starts whatever may start now and sets the wake-up for the next timer.
@@ -264,6 +278,11 @@ impl SchedulerActor {
 
 impl Actor for SchedulerActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_admission(ctx);
+    }
 }
 
+pub mod batches;
 mod handlers;

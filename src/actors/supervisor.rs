@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 
+use super::batch::{BatchActor, Refresh};
+use super::commander::Commander;
 use super::scheduler::SchedulerActor;
 use super::task::{Command, Launch, Snapshot, TaskActor};
 use super::units::UnitHandle;
@@ -51,6 +53,25 @@ pub struct TaskActorStopped {
     pub id: TaskId,
 }
 
+/// Keep a batch's aggregate status: start its actor if it has none.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchBatch {
+    pub id: String,
+}
+
+/// A batch actor is done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BatchActorStopped {
+    pub id: String,
+}
+
+/// Every batch must recount (events were missed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RefreshAllBatches;
+
 /// How many task actors are alive.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -58,6 +79,7 @@ pub struct CountActive;
 
 pub struct Supervisor {
     tasks: HashMap<TaskId, Addr<TaskActor>>,
+    batches: HashMap<String, Addr<BatchActor>>,
     shared: Shared,
     scheduler: Addr<SchedulerActor>,
 }
@@ -66,6 +88,7 @@ impl Supervisor {
     pub fn new(shared: Shared, scheduler: Addr<SchedulerActor>) -> Self {
         Supervisor {
             tasks: HashMap::new(),
+            batches: HashMap::new(),
             shared,
             scheduler,
         }
@@ -81,8 +104,73 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    fn watch_batch(&mut self, id: String, ctx: &mut Context<Self>) {
+        if let Some(addr) = self.batches.get(&id) {
+            addr.do_send(Refresh);
+            return;
+        }
+        let commander = Commander {
+            store: self.shared.store.clone(),
+            scheduler: self.scheduler.clone(),
+            supervisor: ctx.address(),
+        };
+        let addr = BatchActor::new(id.clone(), self.shared.clone(), commander).start();
+        self.batches.insert(id, addr);
+    }
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
+
+    /// Follows the event bus so batch actors hear of their tasks' status changes.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let mut events = self.shared.events.subscribe();
+        let me = ctx.address();
+        actix::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        if let crate::events::EventBody::Status {
+                            batch_id: Some(b), ..
+                        } = &ev.body
+                        {
+                            me.do_send(WatchBatch { id: b.clone() });
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => me.do_send(RefreshAllBatches),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+/// Starts or pokes a batch's actor.
+impl Handler<WatchBatch> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: WatchBatch, ctx: &mut Context<Self>) {
+        self.watch_batch(msg.id, ctx);
+    }
+}
+
+/// Drops a finished batch actor.
+impl Handler<BatchActorStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: BatchActorStopped, _: &mut Context<Self>) {
+        self.batches.remove(&msg.id);
+    }
+}
+
+/// Makes every batch actor recount.
+impl Handler<RefreshAllBatches> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: RefreshAllBatches, _: &mut Context<Self>) {
+        for addr in self.batches.values() {
+            addr.do_send(Refresh);
+        }
+    }
 }
 
 /// Creates the TaskActor of a dispatched task.

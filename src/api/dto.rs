@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{rfc3339, Task, TaskId, TaskStatus};
+use crate::domain::batch::{Batch, Counts};
+use crate::domain::{rfc3339, Millis, Task, TaskId, TaskStatus};
 use crate::scheduler::Waiting;
 use crate::store::rows::{HistoryRow, LogRow};
 
@@ -157,6 +158,72 @@ impl From<LogRow> for LogView {
             level: r.level,
             message: r.message,
             timestamp: rfc3339(r.at),
+        }
+    }
+}
+
+/// A batch as the API shows it: its fields, counts per task status, progress and ETA.
+#[derive(Serialize, Debug, Clone)]
+pub struct BatchView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: &'static str,
+    pub priority: i32,
+    pub mode: &'static str,
+    pub max_parallel: Option<i32>,
+    pub on_failure: &'static str,
+    pub depends_on: Vec<String>,
+    pub callback_url: Option<String>,
+    pub tags: Vec<String>,
+    pub created_by: Option<String>,
+    pub task_count: i32,
+    pub counts: Counts,
+    pub progress: f64,
+    pub eta_secs: Option<f64>,
+    pub paused: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl BatchView {
+    pub fn new(b: Batch, counts: Counts, now: Millis) -> Self {
+        let progress = counts.progress();
+        // The batch's own rate so far: progress per second since it started.
+        let eta_secs = match (b.started_at, b.status.is_terminal()) {
+            (_, true) => Some(0.0),
+            (Some(start), false) if progress > 0.0 && now > start => {
+                let rate = progress / ((now - start) as f64 / 1000.0);
+                Some(((100.0 - progress) / rate).max(0.0))
+            }
+            _ => None,
+        };
+        BatchView {
+            id: b.id,
+            name: b.name,
+            description: b.description,
+            status: b.status.as_str(),
+            priority: b.priority,
+            mode: b.mode.as_str(),
+            max_parallel: b.max_parallel,
+            on_failure: b.on_failure.as_str(),
+            depends_on: b.depends_on,
+            callback_url: b.callback_url,
+            tags: b.tags,
+            created_by: b.created_by,
+            task_count: b.task_count,
+            counts,
+            progress,
+            eta_secs,
+            paused: b.paused,
+            version: b.version,
+            created_at: rfc3339(b.created_at),
+            updated_at: rfc3339(b.updated_at),
+            started_at: b.started_at.map(rfc3339),
+            finished_at: b.finished_at.map(rfc3339),
         }
     }
 }

@@ -2,23 +2,26 @@
 //! send to an actor or the store, and map the answer to a wire shape. Each resource module
 //! exposes `configure`.
 
+pub mod batches;
 pub mod dto;
 pub mod fields;
 pub mod health;
+pub mod system;
 pub mod tasks;
 mod tasks_control;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::Addr;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 
-use crate::actors::scheduler::{Explain, PendingCommand, SchedulerActor};
-use crate::actors::supervisor::{Peek, Route, Supervisor};
-use crate::actors::{Routed, Shared, TaskCommand};
+use crate::actors::commander::Commander;
+use crate::actors::scheduler::{Explain, SchedulerActor};
+use crate::actors::supervisor::{Peek, Supervisor};
+use crate::actors::{Shared, TaskCommand};
 use crate::domain::{Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::tasks as q;
@@ -32,9 +35,6 @@ pub struct AppState {
     pub started: Instant,
     pub ready: Arc<AtomicBool>,
 }
-
-/// How often a command retries while its task moves between the scheduler and its actor.
-const ROUTE_ATTEMPTS: usize = 20;
 
 impl AppState {
     pub fn is_ready(&self) -> bool {
@@ -83,48 +83,17 @@ impl AppState {
         v.pop().ok_or_else(ApiError::internal)
     }
 
-    /// Sends a command to whoever owns the task now: its actor if it is running or paused,
-    /// the scheduler if it is pending; a finished task's stored state decides otherwise.
+    /// Sends a command to whoever owns the task now (see [`Commander`]).
     pub async fn command(&self, id: TaskId, cmd: TaskCommand, by: &str) -> ApiResult<Task> {
-        for _ in 0..ROUTE_ATTEMPTS {
-            let routed = self
-                .supervisor
-                .send(Route {
-                    id,
-                    cmd: cmd.clone(),
-                    by: by.to_string(),
-                })
-                .await?;
-            if let Routed::Done(r) = routed {
-                return r.map(|t| *t);
-            }
-            let routed = self
-                .scheduler
-                .send(PendingCommand {
-                    id,
-                    cmd: cmd.clone(),
-                    by: by.to_string(),
-                })
-                .await?;
-            if let Routed::Done(r) = routed {
-                return r.map(|t| *t);
-            }
-            let task = self
-                .shared
-                .store
-                .read(move |c| q::get(c, id))
-                .await?
-                .ok_or_else(|| ApiError::not_found("task", id))?;
-            if task.status.is_terminal() {
-                return tasks_control::on_finished_task(task, &cmd);
-            }
-            // Between owners (just created, dispatched or ending): ask again shortly.
-            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        self.commander().command(id, cmd, by).await
+    }
+
+    pub fn commander(&self) -> Commander {
+        Commander {
+            store: self.shared.store.clone(),
+            scheduler: self.scheduler.clone(),
+            supervisor: self.supervisor.clone(),
         }
-        Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the task is changing state; try again",
-        ))
     }
 }
 
@@ -184,6 +153,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     .service(
         web::scope("/api/v1")
             .configure(tasks::configure)
+            .configure(batches::configure)
+            .configure(system::configure)
             .default_service(web::to(not_found)),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))

@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use super::fields::Body;
 use super::AppState;
 use crate::actors::scheduler::Enqueue;
-use crate::actors::TaskCommand;
 use crate::domain::{
     now_ms, MutexPolicy, NewTask, Priority, RetryBackoff, Source, Task, TaskId, TaskStatus,
 };
@@ -310,38 +309,4 @@ pub async fn delete(state: &AppState, id: TaskId) -> ApiResult<()> {
             task.status
         ),
     ))
-}
-
-/// A command on a task that is finished: refused, except a late unit callback (ignored).
-pub fn on_finished_task(task: Task, cmd: &TaskCommand) -> ApiResult<Task> {
-    let to = match cmd {
-        TaskCommand::Callback { .. } => return Ok(task),
-        TaskCommand::Start | TaskCommand::Resume => TaskStatus::Running,
-        TaskCommand::Pause => TaskStatus::Paused,
-        TaskCommand::Cancel => TaskStatus::Cancelled,
-        TaskCommand::Patch { .. } => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTransition,
-                format!(
-                    "only live tasks can be changed; this one is {}",
-                    task.status
-                ),
-            ))
-        }
-        TaskCommand::Progress { .. } => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTransition,
-                format!(
-                    "progress is reported for running tasks; this one is {}",
-                    task.status
-                ),
-            ))
-        }
-    };
-    Err(task
-        .status
-        .check(to)
-        .err()
-        .map(ApiError::from)
-        .unwrap_or_else(ApiError::internal))
 }

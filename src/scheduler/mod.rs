@@ -94,6 +94,7 @@ enum Park {
     Mutex(String),
     TypeLimit(String),
     BatchLimit(String),
+    BatchPaused(String),
     NoUnit(String),
 }
 
@@ -127,6 +128,7 @@ pub struct Scheduler {
     type_running: HashMap<String, usize>,
     batch_running: HashMap<String, usize>,
     batch_limits: HashMap<String, usize>,
+    paused_batches: HashSet<String>,
     units: BTreeMap<UnitId, UnitSlot>,
     admission_block: Option<String>,
     seq: u64,
@@ -148,6 +150,7 @@ impl Scheduler {
             type_running: HashMap::new(),
             batch_running: HashMap::new(),
             batch_limits: HashMap::new(),
+            paused_batches: HashSet::new(),
             units: BTreeMap::new(),
             admission_block: None,
             seq: 0,
@@ -206,6 +209,21 @@ impl Scheduler {
             }
         }
         self.unpark_all(&Park::BatchLimit(batch.to_string()));
+    }
+
+    /// Holds (or releases) the pending tasks of a batch.
+    pub fn set_batch_paused(&mut self, batch: &str, paused: bool) {
+        if paused {
+            self.paused_batches.insert(batch.to_string());
+        } else if self.paused_batches.remove(batch) {
+            self.unpark_all(&Park::BatchPaused(batch.to_string()));
+        }
+    }
+
+    /// Forgets a finished batch's limits.
+    pub fn forget_batch(&mut self, batch: &str) {
+        self.batch_limits.remove(batch);
+        self.paused_batches.remove(batch);
     }
 
     /// Applies new limits; a strategy change re-keys the ready queue.

@@ -115,6 +115,15 @@ impl Scheduler {
         true
     }
 
+    /// The ids of pending tasks of a batch (any gate).
+    pub fn pending_of_batch(&self, batch: &str) -> Vec<TaskId> {
+        self.pending
+            .iter()
+            .filter(|(_, e)| e.task.batch.as_deref() == Some(batch))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Changes a pending task's priority, re-ordering it.
     pub fn reprioritize(&mut self, id: TaskId, priority: i32) -> bool {
         let Some(entry) = self.pending.get_mut(&id) else {
@@ -232,7 +241,13 @@ impl Scheduler {
         while let Some(id) = self.ready.peek() {
             let entry = &self.pending[&id];
             let task = &entry.task;
-            let blocked = if let Some(m) = task
+            let blocked = if let Some(b) = task
+                .batch
+                .as_ref()
+                .filter(|b| self.paused_batches.contains(*b))
+            {
+                Some(Park::BatchPaused(b.clone()))
+            } else if let Some(m) = task
                 .mutex
                 .as_ref()
                 .filter(|m| self.mutex_holders.contains_key(*m))
@@ -416,6 +431,20 @@ impl Scheduler {
                     ),
                 )
             }
+            Gate::Ready | Gate::Parked(_)
+                if e.task
+                    .batch
+                    .as_ref()
+                    .is_some_and(|b| self.paused_batches.contains(b)) =>
+            {
+                w(
+                    WaitingOn::QueuePaused,
+                    format!(
+                        "batch {} is paused",
+                        e.task.batch.as_deref().unwrap_or_default()
+                    ),
+                )
+            }
             Gate::Parked(Park::Mutex(m)) => {
                 let holder = self
                     .mutex_holders
@@ -440,6 +469,9 @@ impl Scheduler {
                     self.batch_limits.get(b).copied().unwrap_or(0)
                 ),
             ),
+            Gate::Parked(Park::BatchPaused(b)) => {
+                w(WaitingOn::QueuePaused, format!("batch {b} is paused"))
+            }
             Gate::Parked(Park::NoUnit(t)) => {
                 let detail = if self.any_unit_takes(t, &e.task.labels) {
                     format!("every execution unit that serves '{t}' is at capacity")

@@ -237,3 +237,37 @@ fn a_long_queue_does_not_slow_decisions_with_a_parked_mutex() {
     assert!(s.next_dispatch().is_none());
     assert_eq!(s.ready_len(), 0);
 }
+
+#[test]
+fn a_paused_batch_holds_its_pending_tasks() {
+    let mut s = sched(10);
+    let mut t = task(1);
+    t.batch = Some("b1".into());
+    let id = t.id;
+    s.set_batch_paused("b1", true);
+    s.enqueue(t, 0);
+    assert!(s.next_dispatch().is_none());
+    let w = s.explain(id, 0).unwrap();
+    assert_eq!(
+        (w.on, w.detail.as_str()),
+        (WaitingOn::QueuePaused, "batch b1 is paused")
+    );
+    s.set_batch_paused("b1", false);
+    assert_eq!(s.next_dispatch().unwrap().id, id);
+}
+
+#[test]
+fn per_batch_limits_bound_running_tasks() {
+    let mut s = sched(10);
+    s.set_batch_limit("b", Some(2));
+    for _ in 0..4 {
+        let mut t = task(1);
+        t.batch = Some("b".into());
+        s.enqueue(t, 0);
+    }
+    let a = s.next_dispatch().unwrap();
+    assert!(s.next_dispatch().is_some());
+    assert!(s.next_dispatch().is_none());
+    s.release(a.id);
+    assert!(s.next_dispatch().is_some());
+}

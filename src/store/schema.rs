@@ -71,3 +71,38 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(tasks, task_history, task_logs);
+
+diesel::table! {
+    batches (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        status -> Text,
+        priority -> Integer,
+        mode -> Text,
+        max_parallel -> Nullable<Integer>,
+        on_failure -> Text,
+        depends_on -> Text,
+        callback_url -> Nullable<Text>,
+        tags -> Text,
+        created_by -> Nullable<Text>,
+        task_count -> Integer,
+        paused -> Bool,
+        cancelled -> Bool,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(tasks, batches);

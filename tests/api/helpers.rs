@@ -169,6 +169,17 @@ impl TestApp {
         body_json(self.client.post(self.url(path)).send().await.expect("POST")).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        body_json(
+            self.client
+                .put(self.url(path))
+                .send_json(&body)
+                .await
+                .expect("PUT"),
+        )
+        .await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         body_json(
             self.client

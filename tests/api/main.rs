@@ -3,8 +3,10 @@
 mod helpers;
 
 mod bad_input;
+mod batches;
 mod control;
 mod execution;
 mod listing;
 mod recovery;
 mod scheduling;
+mod strategies;

@@ -18,13 +18,30 @@ impl Handler<Enqueue> for SchedulerActor {
             if t.status != TaskStatus::Pending {
                 continue;
             }
-            deps.extend(t.depends_on.iter().copied());
-            self.core.enqueue(pending_of(t), now);
+            let p = self.pending(t);
+            deps.extend(p.wait_for.iter().copied());
+            self.core.enqueue(p, now);
         }
         if !deps.is_empty() {
             deps.sort();
             deps.dedup();
-            let read = self.shared.store.read(move |c| q::statuses(c, &deps));
+            let read = self.shared.store.read(move |c| {
+                let mut found = q::statuses(c, &deps)?;
+                // Batches are waited on by their id too.
+                let keys: Vec<String> = deps.iter().map(|d| d.to_string()).collect();
+                for (id, status) in crate::store::batches::statuses(c, &keys)? {
+                    let st = match status.as_str() {
+                        "success" => TaskStatus::Success,
+                        "failed" => TaskStatus::Failed,
+                        "cancelled" => TaskStatus::Cancelled,
+                        _ => continue,
+                    };
+                    if let Ok(key) = id.parse() {
+                        found.push((key, st));
+                    }
+                }
+                Ok(found)
+            });
             ctx.spawn(read.into_actor(self).map(|res, _act, ctx| match res {
                 Ok(statuses) => ctx.notify(DepsChecked(statuses)),
                 Err(e) => log::error!("dependency check failed: {e}"),
@@ -79,7 +96,10 @@ impl Handler<TaskEnded> for SchedulerActor {
                 let doomed = self.core.dependency_finished(msg.id, false, now);
                 self.cancel_doomed(doomed, msg.id, ctx);
             }
-            Ended::Retry(task) => self.core.enqueue(pending_of(&task), now),
+            Ended::Retry(task) => {
+                let p = self.pending(&task);
+                self.core.enqueue(p, now)
+            }
             Ended::Abandoned => {}
         }
         self.pump(ctx);

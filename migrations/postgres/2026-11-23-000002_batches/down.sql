@@ -1,0 +1,3 @@
+DROP TABLE settings;
+DROP INDEX idx_tasks_batch_status;
+DROP TABLE batches;

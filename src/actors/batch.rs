@@ -1,0 +1,173 @@
+//! BatchActor: one per live batch, owned by the Supervisor. It keeps the batch's aggregate
+//! status true to its tasks (recounting them from the database, at most every
+//! [`REFRESH_EVERY`], whenever one of them changes), applies `on_failure: cancel_remaining`,
+//! and when the batch is over records it, announces it, and releases batches waiting on it.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::commander::Commander;
+use super::scheduler::batches::BatchFinished;
+use super::supervisor::BatchActorStopped;
+use super::Shared;
+use crate::domain::batch::{Batch, BatchStatus, Counts, OnFailure};
+use crate::domain::{now_ms, rfc3339};
+use crate::events::EventBody;
+use crate::store::batches as qb;
+
+/// Recount the batch's tasks.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Refresh;
+
+/// The shortest time between two recounts.
+const REFRESH_EVERY: Duration = Duration::from_millis(50);
+
+pub struct BatchActor {
+    id: String,
+    shared: Shared,
+    commander: Commander,
+    busy: bool,
+    dirty: bool,
+    cancel_issued: bool,
+    done: bool,
+}
+
+impl BatchActor {
+    pub fn new(id: String, shared: Shared, commander: Commander) -> Self {
+        BatchActor {
+            id,
+            shared,
+            commander,
+            busy: false,
+            dirty: false,
+            cancel_issued: false,
+            done: false,
+        }
+    }
+
+    /// Decides from fresh counts: starts, failure policy, the aggregate status, the end.
+    fn apply(&mut self, batch: Batch, counts: Counts, ctx: &mut Context<Self>) {
+        if batch.on_failure == OnFailure::CancelRemaining
+            && counts.failed > 0
+            && counts.live() > 0
+            && !self.cancel_issued
+        {
+            self.cancel_issued = true;
+            let commander = self.commander.clone();
+            let id = self.id.clone();
+            actix::spawn(async move {
+                let reason = "a task of the batch failed (on_failure: cancel_remaining)";
+                if let Err(e) = commander.cancel_batch(&id, "batch", reason).await {
+                    log::error!("batch {id}: cancelling the rest failed: {e}");
+                }
+            });
+        }
+        let status = counts.status(batch.paused, batch.cancelled);
+        let started =
+            counts.running + counts.paused + counts.success + counts.failed + counts.cancelled > 0;
+        if status == batch.status && (batch.started_at.is_some() || !started) {
+            if status.is_terminal() && !self.done {
+                self.done = true;
+                self.commander.supervisor.do_send(BatchActorStopped {
+                    id: self.id.clone(),
+                });
+                ctx.stop();
+            }
+            return;
+        }
+        let id = self.id.clone();
+        let now = now_ms();
+        let progress = counts.progress();
+        let write = self.shared.store.write(move |c| {
+            qb::modify(c, &id, |b| {
+                let from = b.status;
+                b.status = status;
+                b.updated_at = now;
+                b.version += 1;
+                if started && b.started_at.is_none() {
+                    b.started_at = Some(now);
+                }
+                if status.is_terminal() {
+                    b.finished_at.get_or_insert(now);
+                }
+                from
+            })
+        });
+        ctx.spawn(write.into_actor(self).map(move |res, act, ctx| match res {
+            Ok((b, from)) => {
+                if from != b.status {
+                    act.shared.events.publish(EventBody::Batch {
+                        batch_id: b.id.clone(),
+                        from: Some(from.as_str().into()),
+                        to: b.status.as_str().into(),
+                        progress,
+                        at: rfc3339(now),
+                    });
+                }
+                if b.status.is_terminal() && !act.done {
+                    act.done = true;
+                    act.commander.scheduler.do_send(BatchFinished {
+                        id: b.id.clone(),
+                        succeeded: b.status == BatchStatus::Success,
+                    });
+                    act.commander
+                        .supervisor
+                        .do_send(BatchActorStopped { id: b.id });
+                    ctx.stop();
+                }
+            }
+            Err(e) => log::error!("batch {}: status write failed: {e}", act.id),
+        }));
+    }
+}
+
+impl Actor for BatchActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Refresh);
+    }
+}
+
+/// Recounts (coalescing bursts of changes into one read per [`REFRESH_EVERY`]).
+impl Handler<Refresh> for BatchActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Refresh, ctx: &mut Context<Self>) {
+        if self.done {
+            return;
+        }
+        if self.busy {
+            self.dirty = true;
+            return;
+        }
+        self.busy = true;
+        let id = self.id.clone();
+        let read = self.shared.store.read(move |c| {
+            let b = qb::get(c, &id)?;
+            let counts = qb::counts(c, &id)?;
+            Ok(b.map(|b| (b, counts)))
+        });
+        ctx.spawn(read.into_actor(self).map(|res, act, ctx| {
+            match res {
+                Ok(Some((batch, counts))) => act.apply(batch, counts, ctx),
+                Ok(None) => {
+                    act.done = true;
+                    act.commander
+                        .supervisor
+                        .do_send(BatchActorStopped { id: act.id.clone() });
+                    ctx.stop();
+                }
+                Err(e) => log::error!("batch {}: recount failed: {e}", act.id),
+            }
+            ctx.run_later(REFRESH_EVERY, |act, ctx| {
+                act.busy = false;
+                if std::mem::take(&mut act.dirty) {
+                    ctx.notify(Refresh);
+                }
+            });
+        }));
+    }
+}

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(delete)),
     )
     .route("/batches/{id}/tasks", web::get().to(tasks))
+    .route("/batches/{id}/wait", web::get().to(wait))
     .route("/batches/{id}/cancel", web::post().to(cancel))
     .route("/batches/{id}/pause", web::post().to(pause))
     .route("/batches/{id}/resume", web::post().to(resume))
@@ -369,6 +370,50 @@ async fn list(state: Data, query: web::Query<HashMap<String, String>>) -> ApiRes
 
 async fn get(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(view(&state, &batch_id(&path)?).await?))
+}
+
+/// `GET /batches/{id}/wait?after_version=&timeout_secs=`: answers when the batch's version
+/// passes `after_version` (its status changed), it is finished, or the timeout passes.
+async fn wait(
+    state: Data,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    let id = batch_id(&path)?;
+    let p = Params(query.into_inner());
+    let after = p.int("after_version", 0, i64::MAX)?;
+    let timeout = p.float("timeout_secs", 0.0, 300.0)?.unwrap_or(30.0);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(timeout);
+    let mut events = state.shared.events.subscribe();
+    loop {
+        let v = view(&state, &id).await?;
+        let finished = matches!(v.status, "success" | "failed" | "cancelled");
+        if after.is_none_or(|a| v.version > a)
+            || finished
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(HttpResponse::Ok().json(v));
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => break,
+                Ok(Ok(ev)) => {
+                    if let EventBody::Batch { batch_id, .. } = &ev.body {
+                        if *batch_id == id {
+                            break;
+                        }
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                Ok(Err(_)) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        "the server is shutting down",
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// `GET /batches/{id}/tasks`: the batch's tasks (filters and sorts as `GET /tasks`).

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod dto;
 pub mod fields;
 pub mod health;
+pub mod statistics;
 pub mod system;
 pub mod tasks;
 mod tasks_control;

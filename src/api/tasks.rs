@@ -25,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .route(web::get().to(list)),
     )
+    .route(
+        "/tasks/statistics",
+        web::get().to(super::statistics::statistics),
+    )
     .service(
         web::resource("/tasks/{id}")
             .route(web::get().to(get))

@@ -448,3 +448,78 @@ pub fn modify<E>(
     }
     Ok(Ok(task))
 }
+
+type Predicate =
+    Box<dyn BoxableExpression<tasks::table, MultiBackend, SqlType = diesel::sql_types::Bool>>;
+
+/// The statistics filters as one boxed predicate (a boxed *query* cannot be grouped).
+fn predicate(q: &TaskQuery) -> Predicate {
+    let mut p: Predicate = Box::new(tasks::created_at.ge(0i64));
+    if let Some(t) = &q.task_type {
+        p = Box::new(p.and(tasks::task_type.eq(t.clone())));
+    }
+    if let Some(tag) = &q.tag {
+        let quoted = serde_json::to_string(tag).unwrap_or_default();
+        p = Box::new(
+            p.and(
+                tasks::tags
+                    .like(format!("%{}%", like_literal(&quoted)))
+                    .escape('\\'),
+            ),
+        );
+    }
+    if let Some(b) = &q.batch_id {
+        p = Box::new(p.and(tasks::batch_id.eq(b.clone()).assume_not_null()));
+    }
+    if let Some(s) = &q.schedule_id {
+        p = Box::new(p.and(tasks::schedule_id.eq(s.clone()).assume_not_null()));
+    }
+    if let Some(after) = q.created_after {
+        p = Box::new(p.and(tasks::created_at.ge(after)));
+    }
+    if let Some(before) = q.created_before {
+        p = Box::new(p.and(tasks::created_at.lt(before)));
+    }
+    p
+}
+
+/// Counts by (type, status) of the tasks matching the filters.
+pub fn counts_by_type_status(
+    conn: &mut DbConn,
+    q: &TaskQuery,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    Ok(tasks::table
+        .filter(predicate(q))
+        .group_by((tasks::task_type, tasks::status))
+        .select((tasks::task_type, tasks::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// (created_at, started_at, finished_at) of the most recently finished tasks matching the
+/// filters, newest first, at most `limit`: the sample for duration and wait percentiles.
+pub fn finished_times(
+    conn: &mut DbConn,
+    q: &TaskQuery,
+    limit: i64,
+) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    let rows: Vec<(i64, Option<i64>, Option<i64>)> = filtered(q)
+        .filter(tasks::status.eq_any(["success", "failed"]))
+        .filter(tasks::started_at.is_not_null())
+        .filter(tasks::finished_at.is_not_null())
+        .order(tasks::finished_at.desc())
+        .limit(limit)
+        .select((tasks::created_at, tasks::started_at, tasks::finished_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(c, s, f)| Some((c, s?, f?)))
+        .collect())
+}
+
+/// How many tasks matching the filters finished at or after `since`.
+pub fn finished_since(conn: &mut DbConn, q: &TaskQuery, since: i64) -> Result<i64, StoreError> {
+    Ok(filtered(q)
+        .filter(tasks::finished_at.ge(since))
+        .count()
+        .get_result(conn)?)
+}

@@ -76,6 +76,17 @@ async fn a_batch_runs_its_tasks_and_reports_counts_and_progress(db: Db) {
     let ids = b["task_ids"].as_array().unwrap().clone();
     assert_eq!(ids.len(), 3);
     assert_eq!(b["task_count"], 3);
+    let (status, polled) = app
+        .get(&format!(
+            "/api/v1/batches/{id}/wait?after_version={}&timeout_secs=20",
+            b["version"]
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        polled["version"].as_i64() > b["version"].as_i64(),
+        "the long poll answered on a change: {polled}"
+    );
     let done = wait_batch(&app, &id, "success").await;
     assert_eq!(done["counts"]["success"], 3);
     assert_eq!(done["progress"], 100.0);

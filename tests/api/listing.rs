@@ -76,6 +76,29 @@ async fn lists_filter_sort_paginate_and_export(db: Db) {
     assert!(lines[0].starts_with("id,name,type,status"), "{csv}");
     assert_eq!(lines.len(), 6);
     assert!(lines[1].contains("job-0") && lines[1].contains("success"));
+    let (status, stats) = app.get("/api/v1/tasks/statistics?type=noop").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (
+            stats["total"].as_i64(),
+            stats["by_status"]["success"].as_i64()
+        ),
+        (Some(5), Some(5)),
+        "{stats}"
+    );
+    assert_eq!(stats["by_type"]["noop"]["success"], 5);
+    assert_eq!(stats["success_rate"], 1.0);
+    assert_eq!(stats["duration_secs"]["count"], 5);
+    assert!(
+        stats["duration_secs"]["p95"].as_f64().is_some()
+            && stats["queue_wait_secs"]["p50"].as_f64().is_some()
+    );
+    assert_eq!(stats["throughput"]["last_hour"], 5);
+    let (_, all) = app.get("/api/v1/tasks/statistics").await;
+    assert_eq!(
+        (all["total"].as_i64(), all["by_status"]["pending"].as_i64()),
+        (Some(6), Some(1))
+    );
     let (status, nd) = app.get_text("/api/v1/tasks?format=ndjson").await;
     assert_eq!(status, 200);
     let rows: Vec<serde_json::Value> = nd

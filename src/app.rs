@@ -108,10 +108,20 @@ impl Application {
         ready.store(true, Ordering::SeqCst);
         log::info!("recovery done in {:?}", recovered.elapsed());
 
+        let metrics = crate::metrics::Metrics::new();
+        seed_metrics(&shared.store, &metrics).await;
+        {
+            let (store, m) = (shared.store.clone(), metrics.clone());
+            metrics.follow(&shared.events, move || {
+                let (store, m) = (store.clone(), m.clone());
+                actix_rt::spawn(async move { seed_metrics(&store, &m).await });
+            });
+        }
         let state = web::Data::new(AppState {
             shared,
             scheduler,
             supervisor,
+            metrics,
             started: Instant::now(),
             ready,
         });
@@ -135,6 +145,7 @@ impl Application {
                 .app_data(server_state.clone())
                 .app_data(web::Data::new(token.clone()))
                 .wrap(middleware::from_fn(auth::require_token))
+                .wrap(middleware::from_fn(crate::api::metrics_routes::track))
                 .configure(|c| api::configure(c, max_body))
         })
         .listen(listener)
@@ -162,6 +173,21 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Sets the per-status task gauge from the store (once at start-up, and after a lag).
+async fn seed_metrics(store: &Store, metrics: &crate::metrics::Metrics) {
+    let q = crate::store::tasks::TaskQuery::default();
+    match store.read(move |c| q::counts_by_type_status(c, &q)).await {
+        Ok(rows) => {
+            let mut by_status: std::collections::HashMap<String, i64> = Default::default();
+            for (_, st, n) in rows {
+                *by_status.entry(st).or_default() += n;
+            }
+            metrics.seed_status_counts(&by_status.into_iter().collect::<Vec<_>>());
+        }
+        Err(e) => log::error!("cannot seed task metrics: {e}"),
     }
 }
 

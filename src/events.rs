@@ -29,6 +29,12 @@ pub enum EventBody {
         at: String,
         version: i64,
         reason: Option<String>,
+        /// For a finished attempt: its run time (paused time excluded).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<f64>,
+        /// For a first start: the time the task waited in the queue.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue_wait_secs: Option<f64>,
     },
     Progress {
         task_id: TaskId,
@@ -84,6 +90,19 @@ impl EventBody {
             at: rfc3339(at),
             version: task.version,
             reason,
+            duration_secs: task
+                .status
+                .is_terminal()
+                .then_some(task.active_secs)
+                .filter(|_| task.started_at.is_some()),
+            queue_wait_secs: match (task.status, task.started_at) {
+                (TaskStatus::Running, Some(s))
+                    if from == Some(TaskStatus::Pending) && task.attempt == 1 =>
+                {
+                    Some(((s - task.created_at).max(0)) as f64 / 1000.0)
+                }
+                _ => None,
+            },
         }
     }
 

@@ -16,4 +16,5 @@ pub mod units;
 
 pub use app::Application;
 pub use config::Config;
+pub mod metrics;
 pub mod resources;

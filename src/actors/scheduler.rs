@@ -109,6 +109,16 @@ pub struct SchedulerStats {
     pub active: usize,
     pub max_parallel_tasks: usize,
     pub queue_enabled: bool,
+    pub units: Vec<UnitStat>,
+}
+
+/// A unit's load as the scheduler tracks it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitStat {
+    pub id: String,
+    pub status: &'static str,
+    pub load: usize,
+    pub capacity: usize,
 }
 
 #[derive(Message)]

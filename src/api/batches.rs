@@ -533,6 +533,13 @@ async fn delete(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse>
         .store
         .write(move |c| qb::delete(c, &id))
         .await?;
+    for (status, n) in [
+        ("success", counts.success),
+        ("failed", counts.failed),
+        ("cancelled", counts.cancelled),
+    ] {
+        state.metrics.tasks.with_label_values(&[status]).sub(n);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod dto;
 pub mod fields;
 pub mod health;
+pub mod metrics_routes;
 pub mod statistics;
 pub mod system;
 pub mod tasks;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub scheduler: Addr<SchedulerActor>,
     pub supervisor: Addr<Supervisor>,
     pub started: Instant,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -151,6 +153,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         ApiError::new(ErrorCode::NotFound, format!("bad path: {err}")).into()
     }))
     .configure(health::configure)
+    .configure(metrics_routes::configure)
     .service(
         web::scope("/api/v1")
             .configure(tasks::configure)

@@ -293,15 +293,20 @@ pub async fn retry(state: &AppState, id: TaskId, by: &str) -> ApiResult<Task> {
 
 /// Delete: terminal tasks only.
 pub async fn delete(state: &AppState, id: TaskId) -> ApiResult<()> {
+    let task = state.load_task(id).await?;
     let deleted = state
         .shared
         .store
         .write(move |c| q::delete_terminal(c, id))
         .await?;
     if deleted {
+        state
+            .metrics
+            .tasks
+            .with_label_values(&[task.status.as_str()])
+            .dec();
         return Ok(());
     }
-    let task = state.load_task(id).await?;
     Err(ApiError::new(
         ErrorCode::NotTerminal,
         format!(

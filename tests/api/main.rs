@@ -7,6 +7,7 @@ mod batches;
 mod control;
 mod execution;
 mod listing;
+mod observability;
 mod recovery;
 mod scheduling;
 mod strategies;

@@ -288,6 +288,22 @@ impl Handler<GetStats> for SchedulerActor {
             active: self.core.active_len(),
             max_parallel_tasks: l.max_parallel,
             queue_enabled: l.queue_enabled,
+            units: self
+                .core
+                .units()
+                .map(|u| UnitStat {
+                    id: u.id.clone(),
+                    status: if !u.accepting {
+                        "OFFLINE"
+                    } else if u.load >= u.capacity {
+                        "BUSY"
+                    } else {
+                        "AVAILABLE"
+                    },
+                    load: u.load,
+                    capacity: u.capacity,
+                })
+                .collect(),
         })
     }
 }

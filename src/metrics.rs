@@ -1,0 +1,232 @@
+//! Prometheus metrics (SPEC §8): one `Metrics` with its own registry. Task counters, gauges
+//! and histograms are fed from the event bus (never by scanning tables per scrape); the
+//! per-status gauge is seeded once from the store at start-up; HTTP metrics are labelled by
+//! route pattern, not raw path; the `prometheus` crate's process collector adds process
+//! metrics.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::domain::TaskStatus;
+use crate::events::{EventBody, EventBus};
+
+const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 3600.0,
+];
+const HTTP_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub tasks_created: IntCounterVec,
+    pub transitions: IntCounterVec,
+    pub tasks: IntGaugeVec,
+    pub task_duration: HistogramVec,
+    pub queue_wait: HistogramVec,
+    pub running: IntGauge,
+    pub queue_depth: IntGauge,
+    pub units: IntGaugeVec,
+    pub unit_load: GaugeVec,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub ws_subscribers: IntGauge,
+    pub alerts: IntCounterVec,
+    pub db_pool: IntGaugeVec,
+    pub events_published: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    if let Err(e) = r.register(Box::new(c.clone())) {
+        log::error!("metric registration failed: {e}");
+    }
+    c
+}
+
+impl Metrics {
+    /// All metrics, registered. Panics only on a programming error in the metric definitions.
+    pub fn new() -> Arc<Metrics> {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge =
+            |name: &str, help: &str| register(&r, IntGauge::new(name, help).expect("valid metric"));
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                    labels,
+                )
+                .expect("valid metric"),
+            )
+        };
+        #[cfg(target_os = "linux")]
+        if let Err(e) = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            log::error!("process metrics unavailable: {e}");
+        }
+        Arc::new(Metrics {
+            tasks_created: counter(
+                "steward_tasks_created_total",
+                "Tasks created, by type.",
+                &["type"],
+            ),
+            transitions: counter(
+                "steward_task_transitions_total",
+                "Task status transitions, by type and target status.",
+                &["type", "to"],
+            ),
+            tasks: gauge_vec("steward_tasks", "Tasks stored, by status.", &["status"]),
+            task_duration: histogram(
+                "steward_task_duration_seconds",
+                "Run time of finished attempts.",
+                &["type", "status"],
+                &DURATION_BUCKETS,
+            ),
+            queue_wait: histogram(
+                "steward_task_queue_wait_seconds",
+                "Time from creation to first start.",
+                &["type"],
+                &DURATION_BUCKETS,
+            ),
+            running: gauge(
+                "steward_running_tasks",
+                "Running and paused tasks (holding a slot).",
+            ),
+            queue_depth: gauge("steward_queue_depth", "Pending tasks."),
+            units: gauge_vec("steward_units", "Execution units, by status.", &["status"]),
+            unit_load: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new("steward_unit_load_ratio", "Load over capacity, per unit."),
+                    &["unit"],
+                )
+                .expect("valid metric"),
+            ),
+            http_requests: counter(
+                "steward_http_requests_total",
+                "HTTP requests, by method, route pattern and status.",
+                &["method", "route", "status"],
+            ),
+            http_duration: histogram(
+                "steward_http_request_duration_seconds",
+                "HTTP request duration, by route pattern.",
+                &["route"],
+                &HTTP_BUCKETS,
+            ),
+            ws_subscribers: gauge("steward_ws_subscribers", "Connected WebSocket subscribers."),
+            alerts: counter(
+                "steward_alerts_total",
+                "Alerts raised, by level and type.",
+                &["level", "type"],
+            ),
+            db_pool: gauge_vec(
+                "steward_db_pool_connections",
+                "Reader pool connections, by state.",
+                &["state"],
+            ),
+            events_published: gauge(
+                "steward_events_published",
+                "Sequence number of the last event published.",
+            ),
+            registry: r,
+        })
+    }
+
+    /// Seeds the per-status gauge from stored counts.
+    pub fn seed_status_counts(&self, counts: &[(String, i64)]) {
+        for st in TaskStatus::ALL {
+            self.tasks.with_label_values(&[st.as_str()]).set(0);
+        }
+        for (status, n) in counts {
+            self.tasks.with_label_values(&[status]).set(*n);
+        }
+    }
+
+    /// Applies one event.
+    pub fn observe(&self, body: &EventBody) {
+        match body {
+            EventBody::Status {
+                task_type,
+                from,
+                to,
+                duration_secs,
+                queue_wait_secs,
+                ..
+            } => {
+                match from {
+                    None => self.tasks_created.with_label_values(&[task_type]).inc(),
+                    Some(f) => self.tasks.with_label_values(&[f.as_str()]).dec(),
+                }
+                self.tasks.with_label_values(&[to.as_str()]).inc();
+                self.transitions
+                    .with_label_values(&[task_type, to.as_str()])
+                    .inc();
+                if let (Some(d), true) = (duration_secs, to.is_terminal()) {
+                    self.task_duration
+                        .with_label_values(&[task_type, to.as_str()])
+                        .observe(*d);
+                }
+                if let (Some(w), TaskStatus::Running) = (queue_wait_secs, to) {
+                    self.queue_wait.with_label_values(&[task_type]).observe(*w);
+                }
+            }
+            EventBody::Alert { alert, .. } => {
+                let level = alert
+                    .get("level")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("info");
+                let kind = alert
+                    .get("type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("system_error");
+                self.alerts.with_label_values(&[level, kind]).inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows the bus; on a lag the per-status gauge is re-seeded by `resync`.
+    pub fn follow(self: &Arc<Self>, bus: &EventBus, resync: impl Fn() + 'static) {
+        let mut rx = bus.subscribe();
+        let me = self.clone();
+        actix_rt::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        me.events_published.set(ev.seq as i64);
+                        me.observe(&ev.body);
+                    }
+                    Err(RecvError::Lagged(_)) => resync(),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -117,7 +117,11 @@ impl Application {
                 actix_rt::spawn(async move { seed_metrics(&store, &m).await });
             });
         }
+        let history: crate::monitor::History = Default::default();
+        crate::monitor::Monitor::new(shared.clone(), history.clone(), config.data_dir.clone())
+            .start();
         let state = web::Data::new(AppState {
+            history,
             shared,
             scheduler,
             supervisor,
@@ -174,6 +178,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Re-seeds the per-status gauge after bulk deletions.
+pub async fn reseed_metrics(state: &AppState) {
+    seed_metrics(&state.shared.store, &state.metrics).await;
 }
 
 /// Sets the per-status task gauge from the store (once at start-up, and after a lag).

@@ -58,6 +58,15 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// HTTP worker threads (0: one per core).
     pub http_workers: usize,
+    /// Alert thresholds: resource use in percent, and the longest acceptable queue wait.
+    pub alert_cpu_percent: f64,
+    pub alert_memory_percent: f64,
+    pub alert_disk_percent: f64,
+    pub alert_queue_wait_secs: f64,
+    /// Unacknowledged critical alerts are announced again this often.
+    pub alert_renotify_secs: f64,
+    /// How long `GET /metrics/history` keeps samples.
+    pub metrics_history_secs: f64,
 }
 
 impl Default for Config {
@@ -89,6 +98,12 @@ impl Default for Config {
             db_pool_size: 8,
             admin_token: None,
             http_workers: 0,
+            alert_cpu_percent: 95.0,
+            alert_memory_percent: 90.0,
+            alert_disk_percent: 90.0,
+            alert_queue_wait_secs: 600.0,
+            alert_renotify_secs: 300.0,
+            metrics_history_secs: 3600.0,
         }
     }
 }
@@ -193,6 +208,18 @@ impl Config {
         non_negative("kill_grace_secs", self.kill_grace_secs)?;
         non_negative("event_retention_secs", self.event_retention_secs)?;
         non_negative("history_retention_days", self.history_retention_days)?;
+        positive("alert_queue_wait_secs", self.alert_queue_wait_secs)?;
+        positive("alert_renotify_secs", self.alert_renotify_secs)?;
+        positive("metrics_history_secs", self.metrics_history_secs)?;
+        for (key, v) in [
+            ("alert_cpu_percent", self.alert_cpu_percent),
+            ("alert_memory_percent", self.alert_memory_percent),
+            ("alert_disk_percent", self.alert_disk_percent),
+        ] {
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(ConfigError::new(key, format!("{v} is not in (0, 100]")));
+            }
+        }
         for (key, v) in [
             ("max_cpu_percent", self.max_cpu_percent),
             ("max_memory_percent", self.max_memory_percent),

@@ -17,4 +17,5 @@ pub mod units;
 pub use app::Application;
 pub use config::Config;
 pub mod metrics;
+pub mod monitor;
 pub mod resources;

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod fields;
 pub mod health;
 pub mod metrics_routes;
+pub mod ops;
 pub mod statistics;
 pub mod system;
 pub mod tasks;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     pub started: Instant,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub history: crate::monitor::History,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -159,6 +161,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(tasks::configure)
             .configure(batches::configure)
             .configure(system::configure)
+            .configure(ops::configure)
             .default_service(web::to(not_found)),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))

@@ -3,6 +3,7 @@
 //! single transaction (each write in its own savepoint) and answers each caller only after the
 //! commit that makes its change durable. No database call ever runs on an async worker thread.
 
+pub mod alerts;
 pub mod batches;
 pub mod conn;
 pub mod rows;

@@ -106,3 +106,22 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(tasks, batches);
+
+diesel::table! {
+    alerts (id) {
+        id -> Text,
+        fingerprint -> Text,
+        level -> Text,
+        alert_type -> Text,
+        title -> Text,
+        message -> Text,
+        details -> Text,
+        count -> BigInt,
+        acknowledged -> Bool,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        notified_at -> BigInt,
+    }
+}

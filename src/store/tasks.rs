@@ -523,3 +523,95 @@ pub fn finished_since(conn: &mut DbConn, q: &TaskQuery, since: i64) -> Result<i6
         .count()
         .get_result(conn)?)
 }
+
+/// Creation time of the oldest pending task that is free to run (not held, no retry delay).
+pub fn oldest_waiting(conn: &mut DbConn) -> Result<Option<i64>, StoreError> {
+    Ok(tasks::table
+        .filter(tasks::status.eq("pending"))
+        .filter(tasks::held.eq(false))
+        .filter(tasks::not_before.is_null())
+        .select(diesel::dsl::min(tasks::created_at))
+        .first(conn)?)
+}
+
+/// Deletes up to `chunk` finished tasks that finished before `before` (with their history
+/// and logs); returns how many. Small chunks keep each transaction short.
+pub fn delete_finished_before(
+    conn: &mut DbConn,
+    before: i64,
+    chunk: i64,
+) -> Result<usize, StoreError> {
+    let ids: Vec<String> = tasks::table
+        .select(tasks::id)
+        .filter(tasks::status.eq_any(["success", "failed", "cancelled"]))
+        .filter(tasks::finished_at.lt(before))
+        .limit(chunk)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(task_history::table.filter(task_history::task_id.eq_any(&ids))).execute(conn)?;
+    diesel::delete(task_logs::table.filter(task_logs::task_id.eq_any(&ids))).execute(conn)?;
+    Ok(diesel::delete(tasks::table.filter(tasks::id.eq_any(&ids))).execute(conn)?)
+}
+
+/// Filters of the cross-task log search.
+#[derive(Clone, Debug, Default)]
+pub struct LogSearch {
+    pub task_id: Option<TaskId>,
+    pub min_level: Option<LogLevel>,
+    pub text: Option<String>,
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn log_search_filter(q: &LogSearch) -> task_logs::BoxedQuery<'static, MultiBackend> {
+    let mut query = task_logs::table.into_boxed::<MultiBackend>();
+    if let Some(id) = q.task_id {
+        query = query.filter(task_logs::task_id.eq(id.to_string()));
+    }
+    if let Some(min) = q.min_level {
+        let levels: Vec<&'static str> = LogLevel::ALL
+            .iter()
+            .filter(|l| l.rank() >= min.rank())
+            .map(|l| l.as_str())
+            .collect();
+        query = query.filter(task_logs::level.eq_any(levels));
+    }
+    if let Some(t) = &q.text {
+        query = query.filter(
+            task_logs::message
+                .like(format!("%{}%", like_literal(t)))
+                .escape('\\'),
+        );
+    }
+    if let Some(a) = q.after {
+        query = query.filter(task_logs::at.ge(a));
+    }
+    if let Some(b) = q.before {
+        query = query.filter(task_logs::at.lt(b));
+    }
+    query
+}
+
+/// Log lines of every task matching the search, newest first, and the total.
+pub fn search_logs(conn: &mut DbConn, q: &LogSearch) -> Result<(Vec<LogRow>, i64), StoreError> {
+    let total = log_search_filter(q).count().get_result(conn)?;
+    let rows = log_search_filter(q)
+        .order(task_logs::id.desc())
+        .offset(q.offset)
+        .limit(q.limit)
+        .select(LogRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn log_line(conn: &mut DbConn, id: i64) -> Result<Option<LogRow>, StoreError> {
+    Ok(task_logs::table
+        .find(id)
+        .select(LogRow::as_select())
+        .first(conn)
+        .optional()?)
+}

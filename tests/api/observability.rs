@@ -5,7 +5,140 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(prometheus_metrics_are_present_and_move_when_tasks_run);
+both_backends!(
+    prometheus_metrics_are_present_and_move_when_tasks_run,
+    repeated_failures_fold_into_one_alert_that_can_be_acknowledged,
+    logs_search_finds_a_line_a_command_printed,
+    cleanup_removes_old_finished_tasks_and_nothing_live,
+);
+
+async fn repeated_failures_fold_into_one_alert_that_can_be_acknowledged(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    for _ in 0..2 {
+        let t = app.create(json!({"type": "command", "name": "nightly-sync", "max_retries": 0, "config": {"program": "false"}})).await;
+        app.wait_status(&id_of(&t), "failed", 10.0).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alert = loop {
+        let (status, page) = app.get("/api/v1/alerts?type=task_failure").await;
+        assert_eq!(status, 200);
+        if let Some(a) = page["items"]
+            .as_array()
+            .and_then(|i| i.first())
+            .filter(|a| a["count"] == 2)
+        {
+            assert_eq!(page["total"], 1, "folded into one alert: {page}");
+            break a.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no folded alert: {page}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (alert["level"].as_str(), alert["acknowledged"].as_bool()),
+        (Some("error"), Some(false))
+    );
+    assert!(
+        alert["last_seen_at"].is_string()
+            && alert["title"].as_str().unwrap().contains("nightly-sync")
+    );
+    let (status, acked) = app
+        .post_empty(&format!(
+            "/api/v1/alerts/{}/acknowledge",
+            alert["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (status, acked["acknowledged"].as_bool()),
+        (200, Some(true)),
+        "{acked}"
+    );
+    assert!(acked["acknowledged_at"].is_string());
+    let (_, open) = app.get("/api/v1/alerts?acknowledged=false").await;
+    assert_eq!(open["total"], 0);
+    let (status, _) = app.post_empty("/api/v1/alerts/nope/acknowledge").await;
+    assert_eq!(status, 404);
+}
+
+async fn logs_search_finds_a_line_a_command_printed(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let t = app.create(json!({"type": "command", "config": {"program": "sh", "args": ["-c", "echo needle-4711; echo hay"]}})).await;
+    app.wait_status(&id_of(&t), "success", 10.0).await;
+    let (status, found) = app
+        .post("/api/v1/logs/search", json!({"q": "needle-4711"}))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["items"][0]["task_id"], t["id"]);
+    let line = found["items"][0]["id"].as_i64().unwrap();
+    let (status, one) = app.get(&format!("/api/v1/logs/{line}")).await;
+    assert_eq!(
+        (status, one["message"].as_str()),
+        (200, Some("needle-4711"))
+    );
+    let (_, by_task) = app
+        .get(&format!("/api/v1/logs?task_id={}&level=INFO", id_of(&t)))
+        .await;
+    assert_eq!(by_task["total"], 2);
+    let (status, e) = app
+        .post("/api/v1/logs/search", json!({"level": "LOUD"}))
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("level")));
+}
+
+async fn cleanup_removes_old_finished_tasks_and_nothing_live(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let done = app.create(json!({"type": "noop"})).await;
+    app.wait_status(&id_of(&done), "success", 10.0).await;
+    let live = app
+        .create(json!({"type": "noop", "autostart": false}))
+        .await;
+    let (status, r) = app
+        .post("/api/v1/maintenance/cleanup", json!({"days": 1}))
+        .await;
+    assert_eq!(
+        (status, r["deleted"].as_i64()),
+        (200, Some(0)),
+        "nothing is a day old: {r}"
+    );
+    let (status, r) = app
+        .post("/api/v1/maintenance/cleanup", json!({"days": 0}))
+        .await;
+    assert_eq!((status, r["deleted"].as_i64()), (200, Some(1)), "{r}");
+    let (status, _) = app.get(&format!("/api/v1/tasks/{}", id_of(&done))).await;
+    assert_eq!(status, 404);
+    assert_eq!(app.task(&id_of(&live)).await["status"], "pending");
+    let (status, e) = app
+        .post("/api/v1/maintenance/cleanup", json!({"days": -3}))
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("days")));
+    let (status, m) = app.get("/api/v1/metrics").await;
+    assert_eq!(status, 200);
+    for k in [
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "active_tasks",
+        "pending_tasks",
+        "completed_tasks_today",
+    ] {
+        assert!(m.get(k).is_some(), "{k} missing: {m}");
+    }
+    let (status, r) = app.get("/api/v1/system/resources").await;
+    assert_eq!(status, 200);
+    assert!(r["process"]["rss_bytes"].as_u64().unwrap() > 0);
+    let (status, h) = app.get("/api/v1/metrics/history").await;
+    assert_eq!(status, 200);
+    assert!(h["items"].is_array());
+}
 
 /// The value of the sample `name{labels}` in a Prometheus text page.
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {

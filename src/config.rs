@@ -58,6 +58,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// HTTP worker threads (0: one per core).
     pub http_workers: usize,
+    /// A webhook delivery is tried this many times in all before it is given up as failed.
+    pub webhook_max_attempts: u32,
+    /// The first retry of a failed delivery waits this long; each later one twice as long.
+    pub webhook_backoff_secs: f64,
 }
 
 impl Default for Config {
@@ -89,6 +93,8 @@ impl Default for Config {
             db_pool_size: 8,
             admin_token: None,
             http_workers: 0,
+            webhook_max_attempts: 8,
+            webhook_backoff_secs: 1.0,
         }
     }
 }
@@ -175,6 +181,8 @@ impl Config {
             self.unit_heartbeat_timeout_secs,
         )?;
         positive("stall_timeout_secs", self.stall_timeout_secs)?;
+        positive("webhook_max_attempts", f64::from(self.webhook_max_attempts))?;
+        positive("webhook_backoff_secs", self.webhook_backoff_secs)?;
         positive("db_pool_size", f64::from(self.db_pool_size))?;
         positive("max_body_bytes", self.max_body_bytes as f64)?;
         non_negative("default_timeout_secs", self.default_timeout_secs)?;

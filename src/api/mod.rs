@@ -3,10 +3,12 @@
 //! exposes `configure`.
 
 pub mod dto;
+pub mod events;
 pub mod fields;
 pub mod health;
 pub mod tasks;
 mod tasks_control;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +33,8 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     pub started: Instant,
     pub ready: Arc<AtomicBool>,
+    /// Webhook subscriptions and their deliveries.
+    pub hooks: crate::webhooks::Hooks,
 }
 
 /// How often a command retries while its task moves between the scheduler and its actor.
@@ -184,6 +188,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     .service(
         web::scope("/api/v1")
             .configure(tasks::configure)
+            .configure(events::configure)
+            .configure(webhooks::configure)
+            .configure(crate::ws::configure)
             .default_service(web::to(not_found)),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))

@@ -4,9 +4,11 @@
 //! commit that makes its change durable. No database call ever runs on an async worker thread.
 
 pub mod conn;
+pub mod events;
 pub mod rows;
 pub mod schema;
 pub mod tasks;
+pub mod webhooks;
 
 use std::sync::mpsc;
 use std::sync::Arc;

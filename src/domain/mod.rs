@@ -1,6 +1,7 @@
 //! The rules of the product as plain data and functions: ids, the task model, the state
 //! machine. Nothing here knows about actix, diesel or HTTP, so it is tested in milliseconds.
 
+pub mod eta;
 pub mod ids;
 pub mod status;
 pub mod task;

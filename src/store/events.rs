@@ -157,3 +157,22 @@ pub fn spawn_pruner(store: Store, retention_secs: f64, every: Duration) {
         }
     });
 }
+
+/// How many recent successes of a type the ETA's history half averages.
+const TYPICAL_SAMPLE: i64 = 50;
+
+/// The mean running time (paused time excluded) of the latest successful tasks of a type.
+pub fn typical_secs(conn: &mut DbConn, task_type: &str) -> Result<Option<f64>, StoreError> {
+    use super::schema::tasks;
+    let secs: Vec<f64> = tasks::table
+        .select(tasks::active_secs)
+        .filter(tasks::task_type.eq(task_type))
+        .filter(tasks::status.eq(crate::domain::TaskStatus::Success.as_str()))
+        .order(tasks::finished_at.desc())
+        .limit(TYPICAL_SAMPLE)
+        .load(conn)?;
+    if secs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(secs.iter().sum::<f64>() / secs.len() as f64))
+}

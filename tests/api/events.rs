@@ -16,6 +16,8 @@ both_backends!(
     a_subscriber_that_never_reads_does_not_delay_another,
     ping_gets_pong_and_bad_messages_get_errors_on_a_usable_socket,
     the_events_route_pages_the_stream_in_seq_order,
+    a_silent_running_task_is_reported_stalled_once_and_a_busy_one_never,
+    a_restarted_server_continues_the_sequence_and_keeps_the_log,
 );
 
 fn seqs(frames: &[Value]) -> Vec<u64> {
@@ -312,4 +314,79 @@ async fn the_events_route_pages_the_stream_in_seq_order(db: Db) {
     assert_eq!(all["last_seq"].as_u64(), every.last().copied());
     assert_eq!(bad, 400);
     assert_eq!(err["error"]["field"], "limit");
+}
+
+async fn a_silent_running_task_is_reported_stalled_once_and_a_busy_one_never(db: Db) {
+    let Some(app) = spawn_app_with(db, |c| c.stall_timeout_secs = 0.3).await else {
+        return;
+    };
+    let silent = quiet_running_task(&app).await;
+    let mut ws = Ws::connect(&app).await;
+    ws.subscribe(json!({"events": ["stalled", "status"], "after_seq": 0}))
+        .await;
+
+    // Act: a sleep task reports progress every 100 ms for a second; the silent one says
+    // nothing at all
+    let busy = id_of(
+        &app.create(json!({"type": "sleep", "config": {"secs": 1.0}}))
+            .await,
+    );
+    let frames = ws.until(15.0, |f| is_status(f, &busy, "success")).await;
+
+    // Assert
+    let stalls: Vec<&Value> = frames.iter().filter(|f| f["event"] == "stalled").collect();
+    assert_eq!(stalls.len(), 1, "{frames:?}");
+    assert_eq!(stalls[0]["task_id"], silent.as_str());
+    assert!(ms(stalls[0], "since") < ms(stalls[0], "at"));
+    let view = app.task(&silent).await;
+    assert_eq!(view["status"], "running");
+    assert!(view["stalled_since"].is_string(), "{view}");
+    assert!(app.task(&busy).await["stalled_since"].is_null());
+
+    // Act: progress resumes
+    app.post(
+        &format!("/api/v1/tasks/{silent}/progress"),
+        json!({"progress": 5}),
+    )
+    .await;
+    let view = app.task(&silent).await;
+    assert!(view["stalled_since"].is_null(), "{view}");
+}
+
+async fn a_restarted_server_continues_the_sequence_and_keeps_the_log(db: Db) {
+    let mut config = None;
+    let Some(app) = spawn_app_with(db, |c| config = Some(c.clone())).await else {
+        return;
+    };
+    let first = id_of(&app.create(json!({"type": "noop"})).await);
+    app.wait_status(&first, "success", 10.0).await;
+    let (_, before) = app.get("/api/v1/events?limit=1000").await;
+    let last = before["last_seq"].as_u64().unwrap();
+
+    // Act: a second server on the same database (as after a restart)
+    let again = steward::Application::build(config.unwrap()).await.unwrap();
+    let addr = format!("http://127.0.0.1:{}", again.port());
+    actix_rt::spawn(again.run_until_stopped());
+    let second = TestApp {
+        addr,
+        client: awc::Client::new(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let id = id_of(&second.create(json!({"type": "noop"})).await);
+    second.wait_status(&id, "success", 10.0).await;
+
+    // Assert
+    let (_, after) = second.get("/api/v1/events?limit=1000").await;
+    let items = after["items"].as_array().unwrap();
+    let seqs = seqs(items);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let old: Vec<u64> = seqs.iter().copied().filter(|s| *s <= last).collect();
+    assert_eq!(
+        old,
+        super::events::seqs(before["items"].as_array().unwrap())
+    );
+    assert!(items
+        .iter()
+        .filter(|e| e["task_id"] == id.as_str())
+        .all(|e| e["seq"].as_u64().unwrap() > last));
 }

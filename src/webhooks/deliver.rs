@@ -16,6 +16,8 @@ use crate::store::webhooks::{self as q, DeliveryRow};
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECS: f64 = 3600.0;
+/// The outcome recorded for deliveries of a webhook deleted before they succeeded.
+const DELETED: &str = "the webhook was deleted";
 /// How much of a failing response body is kept as the error.
 const ERROR_EXCERPT: usize = 200;
 
@@ -42,8 +44,13 @@ pub async fn run(hooks: Hooks, mut row: DeliveryRow) {
                 actix_rt::time::sleep(Duration::from_millis(wait)).await;
             }
         }
-        let secret = row.webhook_id.as_deref().and_then(|id| hooks.secret_of(id));
-        let outcome = attempt(&row, secret.as_deref()).await;
+        let outcome = match row.webhook_id.as_deref().map(|id| hooks.get(id)) {
+            // The webhook was deleted meanwhile: its deliveries stop (and never go unsigned).
+            Some(None) => Err((None, DELETED.to_string())),
+            Some(Some(hook)) => attempt(&row, hook.secret.as_deref()).await,
+            None => attempt(&row, None).await,
+        };
+        let deleted = matches!(&outcome, Err((None, e)) if e == DELETED);
         let (max_attempts, base) = hooks.retry_policy();
         row.attempts += 1;
         row.updated_at = now_ms();
@@ -57,7 +64,7 @@ pub async fn run(hooks: Hooks, mut row: DeliveryRow) {
             Err((code, error)) => {
                 row.last_code = code;
                 row.last_error = Some(error);
-                if row.attempts as u32 >= max_attempts {
+                if deleted || row.attempts as u32 >= max_attempts {
                     row.status = "failed".into();
                     row.next_attempt_at = None;
                 } else {

@@ -160,15 +160,6 @@ impl Hooks {
         self.list().into_iter().find(|h| h.id == id)
     }
 
-    fn secret_of(&self, id: &str) -> Option<String> {
-        self.hooks
-            .read()
-            .ok()?
-            .iter()
-            .find(|h| h.id == id)
-            .and_then(|h| h.secret.clone())
-    }
-
     fn retry_policy(&self) -> (u32, f64) {
         match self.config.read() {
             Ok(c) => (c.webhook_max_attempts, c.webhook_backoff_secs),

@@ -221,16 +221,22 @@ async fn on_text(
             shared.outbox.borrow_mut().clear();
             shared.control(json!({"op": "unsubscribed"}));
         }
-        ClientOp::Subscribe { filter, after_seq } => {
+        ClientOp::Subscribe {
+            filter,
+            after_seq,
+            snapshot,
+        } => {
             // Subscribe first, so that nothing published from here on is missed; the
             // replay covers what came before, up to exactly this point.
             let (rx, boundary) = state.shared.events.subscribe_at();
             *sub = None;
             shared.outbox.borrow_mut().clear();
             shared.control(protocol::subscribed(&filter, after_seq, boundary));
-            match protocol::snapshot(state, &filter, SNAPSHOT_LIMIT).await {
-                Ok(tasks) => shared.control(json!({"op": "snapshot", "tasks": tasks})),
-                Err(e) => shared.error(format!("no snapshot: {e}")),
+            if snapshot {
+                match protocol::snapshot(state, &filter, SNAPSHOT_LIMIT).await {
+                    Ok(tasks) => shared.control(json!({"op": "snapshot", "tasks": tasks})),
+                    Err(e) => shared.error(format!("no snapshot: {e}")),
+                }
             }
             if let Some(after) = after_seq {
                 if !replay(state, shared, &filter, after, boundary).await {

@@ -40,8 +40,12 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Queues a protocol frame. A client that keeps asking (pings, bad messages) without
+    /// reading the answers gets no more of them past twice the event bound.
     pub fn push_control(&mut self, out: Out) {
-        self.queue.push_back(out);
+        if self.queue.len() < 2 * OUTBOX_LIMIT {
+            self.queue.push_back(out);
+        }
     }
 
     pub fn push_event(&mut self, event: &Event) -> Result<(), Lagged> {
@@ -149,5 +153,14 @@ mod tests {
             o.push(10_000 + s, Some(id()), "p".into()).unwrap();
         }
         assert_eq!(o.backlog(), OUTBOX_LIMIT);
+    }
+
+    #[test]
+    fn control_frames_are_bounded_too() {
+        let mut o = Outbox::default();
+        for _ in 0..(10 * OUTBOX_LIMIT) {
+            o.push_control(Out::Ping);
+        }
+        assert_eq!(std::iter::from_fn(|| o.pop()).count(), 2 * OUTBOX_LIMIT);
     }
 }

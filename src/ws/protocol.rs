@@ -18,6 +18,8 @@ pub enum ClientOp {
     Subscribe {
         filter: EventFilter,
         after_seq: Option<u64>,
+        /// `"snapshot": false` skips the snapshot (a client that keeps its own state).
+        snapshot: bool,
     },
     Unsubscribe,
     Ping,
@@ -33,6 +35,7 @@ struct SubscribeWire {
     types: Option<Vec<String>>,
     events: Option<Vec<String>>,
     after_seq: Option<u64>,
+    snapshot: Option<bool>,
 }
 
 impl ClientOp {
@@ -77,6 +80,7 @@ impl ClientOp {
                         kinds: w.events,
                     },
                     after_seq: w.after_seq,
+                    snapshot: w.snapshot.unwrap_or(true),
                 })
             }
             other => Err(format!(
@@ -156,7 +160,10 @@ mod tests {
             r#"{"op":"subscribe","tasks":["0193a000-0000-7000-8000-000000000001"],"batches":["b"],"types":["sleep"],"events":["status"],"after_seq":7}"#,
         )
         .unwrap();
-        let ClientOp::Subscribe { filter, after_seq } = op else {
+        let ClientOp::Subscribe {
+            filter, after_seq, ..
+        } = op
+        else {
             panic!("not a subscribe");
         };
         assert_eq!(after_seq, Some(7));

@@ -23,6 +23,9 @@ use crate::scheduler::{Active, UnitSlot};
 use crate::store::{tasks as q, Store, StoreError};
 use crate::units::{Registry, UnitEnv};
 
+/// How often events older than `event_retention_secs` are deleted.
+const EVENT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot prepare {path}: {source}")]
@@ -78,9 +81,18 @@ impl Application {
             kill_grace: Duration::from_secs_f64(config.kill_grace_secs),
         });
         let registry = Arc::new(registry);
+        // The bus continues the stored event log's numbering and writes every event to it.
+        let last_seq = store.read(crate::store::events::max_seq).await?;
+        let events = EventBus::new(last_seq);
+        crate::store::events::spawn_writer(store.clone(), events.clone());
+        crate::store::events::spawn_pruner(
+            store.clone(),
+            config.event_retention_secs,
+            EVENT_PRUNE_INTERVAL,
+        );
         let shared = Shared {
             store,
-            events: EventBus::new(0),
+            events,
             registry: registry.clone(),
             config: Arc::new(RwLock::new(config.clone())),
             env: env.clone(),
@@ -101,6 +113,12 @@ impl Application {
             handle: UnitHandle::of(LocalUnit::ID, &local),
         });
 
+        let hooks = crate::webhooks::Hooks::start(
+            shared.store.clone(),
+            &shared.events,
+            shared.config.clone(),
+        )
+        .await?;
         let ready = Arc::new(AtomicBool::new(false));
         let recovered = Instant::now();
         recover(&shared, &scheduler, &supervisor).await?;
@@ -128,6 +146,7 @@ impl Application {
             metrics,
             started: Instant::now(),
             ready,
+            hooks,
         });
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.clone(),

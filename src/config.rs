@@ -67,6 +67,10 @@ pub struct Config {
     pub alert_renotify_secs: f64,
     /// How long `GET /metrics/history` keeps samples.
     pub metrics_history_secs: f64,
+    /// A webhook delivery is tried this many times in all before it is given up as failed.
+    pub webhook_max_attempts: u32,
+    /// The first retry of a failed delivery waits this long; each later one twice as long.
+    pub webhook_backoff_secs: f64,
 }
 
 impl Default for Config {
@@ -104,6 +108,8 @@ impl Default for Config {
             alert_queue_wait_secs: 600.0,
             alert_renotify_secs: 300.0,
             metrics_history_secs: 3600.0,
+            webhook_max_attempts: 8,
+            webhook_backoff_secs: 1.0,
         }
     }
 }
@@ -202,6 +208,8 @@ impl Config {
             self.unit_heartbeat_timeout_secs,
         )?;
         positive("stall_timeout_secs", self.stall_timeout_secs)?;
+        positive("webhook_max_attempts", f64::from(self.webhook_max_attempts))?;
+        positive("webhook_backoff_secs", self.webhook_backoff_secs)?;
         positive("db_pool_size", f64::from(self.db_pool_size))?;
         positive("max_body_bytes", self.max_body_bytes as f64)?;
         non_negative("default_timeout_secs", self.default_timeout_secs)?;

@@ -3,12 +3,12 @@
 //! whoever listens (WebSocket sessions, long polls, webhooks, metrics) without the publisher
 //! ever waiting on a listener.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::domain::{rfc3339, Millis, Task, TaskId, TaskStatus};
 
@@ -72,6 +72,15 @@ pub enum EventBody {
         alert: Value,
         at: String,
     },
+    /// A running task reported no progress for `stall_timeout_secs` (sent once per stall).
+    Stalled {
+        task_id: TaskId,
+        batch_id: Option<String>,
+        #[serde(rename = "type")]
+        task_type: String,
+        since: String,
+        at: String,
+    },
 }
 
 impl EventBody {
@@ -124,7 +133,42 @@ impl EventBody {
         match self {
             EventBody::Status { task_id, .. }
             | EventBody::Progress { task_id, .. }
-            | EventBody::Log { task_id, .. } => Some(*task_id),
+            | EventBody::Log { task_id, .. }
+            | EventBody::Stalled { task_id, .. } => Some(*task_id),
+            _ => None,
+        }
+    }
+
+    /// The `event` name this body serializes with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Status { .. } => "status",
+            EventBody::Progress { .. } => "progress",
+            EventBody::Log { .. } => "log",
+            EventBody::Unit { .. } => "unit",
+            EventBody::Alert { .. } => "alert",
+            EventBody::Stalled { .. } => "stalled",
+            EventBody::Batch { .. } => "batch",
+        }
+    }
+
+    pub fn batch_id(&self) -> Option<&str> {
+        match self {
+            EventBody::Status { batch_id, .. }
+            | EventBody::Progress { batch_id, .. }
+            | EventBody::Log { batch_id, .. }
+            | EventBody::Stalled { batch_id, .. } => batch_id.as_deref(),
+            EventBody::Batch { batch_id, .. } => Some(batch_id),
+            _ => None,
+        }
+    }
+
+    pub fn task_type(&self) -> Option<&str> {
+        match self {
+            EventBody::Status { task_type, .. }
+            | EventBody::Progress { task_type, .. }
+            | EventBody::Log { task_type, .. }
+            | EventBody::Stalled { task_type, .. } => Some(task_type),
             _ => None,
         }
     }
@@ -136,6 +180,12 @@ pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
     pub body: EventBody,
+    /// The event as JSON, serialized once at publication for every listener to share.
+    #[serde(skip)]
+    pub json: Arc<str>,
+    /// Milliseconds since the epoch at publication (what retention counts from).
+    #[serde(skip)]
+    pub at_ms: Millis,
 }
 
 /// The one publication point; cheap to clone.
@@ -145,8 +195,15 @@ pub struct EventBus {
 }
 
 struct BusInner {
-    seq: AtomicU64,
+    /// The last `seq` handed out. Assigning a `seq` and sending happen under this lock, so
+    /// every listener (and the event log) sees events in `seq` order; nothing slow runs
+    /// under it.
+    seq: Mutex<u64>,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Where the event log's writer takes events from, once attached.
+    log: OnceLock<mpsc::UnboundedSender<Arc<Event>>>,
+    /// The highest `seq` the event log has made durable.
+    persisted: watch::Sender<u64>,
 }
 
 impl Default for EventBus {
@@ -161,24 +218,123 @@ impl EventBus {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         EventBus {
             inner: Arc::new(BusInner {
-                seq: AtomicU64::new(last_seq),
+                seq: Mutex::new(last_seq),
                 tx,
+                log: OnceLock::new(),
+                persisted: watch::Sender::new(last_seq),
             }),
         }
     }
 
-    /// Publishes an event and returns its `seq`. Never blocks.
+    /// Publishes an event and returns its `seq`. Never waits on a listener.
     pub fn publish(&self, body: EventBody) -> u64 {
-        let seq = self.inner.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let _ = self.inner.tx.send(Arc::new(Event { seq, body }));
+        let at_ms = crate::domain::now_ms();
+        let body_json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
+        let mut last = self.lock_seq();
+        *last += 1;
+        let seq = *last;
+        let json = match body_json.strip_prefix('{') {
+            Some(rest) if rest != "}" => format!("{{\"seq\":{seq},{rest}"),
+            _ => format!("{{\"seq\":{seq}}}"),
+        };
+        let event = Arc::new(Event {
+            seq,
+            body,
+            json: json.into(),
+            at_ms,
+        });
+        if let Some(log) = self.inner.log.get() {
+            let _ = log.send(event.clone());
+        }
+        let _ = self.inner.tx.send(event);
         seq
+    }
+
+    fn lock_seq(&self) -> std::sync::MutexGuard<'_, u64> {
+        match self.inner.seq.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.tx.subscribe()
     }
 
+    /// A receiver plus the `seq` it starts after: it gets exactly the events above it.
+    pub fn subscribe_at(&self) -> (broadcast::Receiver<Arc<Event>>, u64) {
+        let last = self.lock_seq();
+        (self.inner.tx.subscribe(), *last)
+    }
+
     pub fn last_seq(&self) -> u64 {
-        self.inner.seq.load(Ordering::SeqCst)
+        *self.lock_seq()
+    }
+
+    /// Hands every event published from now on to the event log's writer (once).
+    pub fn attach_log(&self) -> Option<mpsc::UnboundedReceiver<Arc<Event>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.log.set(tx).ok().map(|_| rx)
+    }
+
+    /// The event log's writer reports what is durable.
+    pub fn mark_persisted(&self, seq: u64) {
+        self.inner.persisted.send_if_modified(|p| {
+            let moved = seq > *p;
+            if moved {
+                *p = seq;
+            }
+            moved
+        });
+    }
+
+    /// Waits until events up to `seq` are in the event log (at most `limit`); true when they
+    /// are, or when there is no event log to wait for.
+    pub async fn persisted_up_to(&self, seq: u64, limit: Duration) -> bool {
+        if self.inner.log.get().is_none() {
+            return true;
+        }
+        let mut rx = self.inner.persisted.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|p| *p >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Which events a listener wants (a WebSocket subscription, a webhook): every list is
+/// optional, and an absent list lets everything through.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    pub tasks: Option<Vec<TaskId>>,
+    pub batches: Option<Vec<String>>,
+    pub types: Option<Vec<String>>,
+    pub kinds: Option<Vec<String>>,
+}
+
+/// Event kinds a filter may name.
+pub const KINDS: &[&str] = &[
+    "status", "progress", "log", "alert", "metrics", "unit", "stalled",
+];
+
+impl EventFilter {
+    pub fn matches(&self, body: &EventBody) -> bool {
+        fn allows<T: PartialEq + ?Sized>(list: &Option<Vec<impl AsRef<T>>>, v: Option<&T>) -> bool {
+            match list {
+                None => true,
+                Some(l) => v.is_some_and(|v| l.iter().any(|x| x.as_ref() == v)),
+            }
+        }
+        let kind_ok = match &self.kinds {
+            None => true,
+            Some(k) => k.iter().any(|k| k == body.kind()),
+        };
+        let task_ok = match &self.tasks {
+            None => true,
+            Some(ids) => body.task_id().is_some_and(|t| ids.contains(&t)),
+        };
+        kind_ok
+            && task_ok
+            && allows::<str>(&self.batches, body.batch_id())
+            && allows::<str>(&self.types, body.task_type())
     }
 }

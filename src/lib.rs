@@ -13,6 +13,8 @@ pub mod paths;
 pub mod scheduler;
 pub mod store;
 pub mod units;
+pub mod webhooks;
+pub mod ws;
 
 pub use app::Application;
 pub use config::Config;

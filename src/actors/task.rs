@@ -71,6 +71,12 @@ pub struct TaskActor {
     done: bool,
     /// (active seconds, progress) when progress was first seen this attempt: the ETA's base.
     eta_origin: Option<(f64, f64)>,
+    /// Mean running time of earlier successes of this type: the ETA's history half.
+    typical_secs: Option<f64>,
+    typical_asked: bool,
+    /// When progress last arrived (or the clock last started): what a stall counts from.
+    last_progress: Option<Instant>,
+    stall_check: Option<SpawnHandle>,
 }
 
 impl TaskActor {
@@ -100,6 +106,10 @@ impl TaskActor {
             unit_stopped: true,
             done: false,
             eta_origin: None,
+            typical_secs: None,
+            typical_asked: false,
+            last_progress: None,
+            stall_check: None,
         }
     }
 
@@ -122,6 +132,7 @@ impl TaskActor {
     fn start_clock(&mut self, ctx: &mut Context<Self>) {
         self.running_since = Some(Instant::now());
         self.arm_timeout(ctx);
+        self.watch_progress(ctx);
     }
 
     fn stop_clock(&mut self, ctx: &mut Context<Self>) {
@@ -194,6 +205,7 @@ impl TaskActor {
             t.message = hot.message.clone();
             t.eta_secs = hot.eta_secs;
             t.checkpoint = hot.checkpoint.clone();
+            t.stalled_since = hot.stalled_since;
         }
         if t.status == TaskStatus::Running {
             t.active_secs = self.active_secs();
@@ -452,10 +464,12 @@ impl TaskActor {
             if task.advance_progress(p) {
                 changed = true;
                 let (a0, p0) = *self.eta_origin.get_or_insert((active, task.progress));
-                if task.progress > p0 && active > a0 {
+                let by_rate = (task.progress > p0 && active > a0).then(|| {
                     let rate = (task.progress - p0) / (active - a0);
-                    task.eta_secs = Some(((100.0 - task.progress) / rate).max(0.0));
-                }
+                    ((100.0 - task.progress) / rate).max(0.0)
+                });
+                task.eta_secs =
+                    crate::domain::eta::blend(task.progress, active, by_rate, self.typical_secs);
             }
         }
         if stage.is_some() && stage != task.stage {
@@ -472,6 +486,7 @@ impl TaskActor {
         }
         if changed {
             task.touch(now_ms());
+            self.progress_seen();
         }
         changed
     }
@@ -660,3 +675,4 @@ impl TaskActor {
 }
 
 mod handlers;
+mod live;

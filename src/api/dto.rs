@@ -54,6 +54,8 @@ pub struct TaskView {
     pub waiting_detail: Option<String>,
     pub running_secs: f64,
     pub resources: Option<Value>,
+    /// Set while a running task has been silent past `stall_timeout_secs`.
+    pub stalled_since: Option<String>,
 }
 
 impl TaskView {
@@ -103,6 +105,7 @@ impl TaskView {
             waiting_detail,
             running_secs: t.active_secs,
             resources: t.resources,
+            stalled_since: t.stalled_since.map(rfc3339),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod batches;
 pub mod dto;
+pub mod events;
 pub mod fields;
 pub mod health;
 pub mod metrics_routes;
@@ -12,6 +13,7 @@ pub mod statistics;
 pub mod system;
 pub mod tasks;
 mod tasks_control;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub history: crate::monitor::History,
     pub ready: Arc<AtomicBool>,
+    /// Webhook subscriptions and their deliveries.
+    pub hooks: crate::webhooks::Hooks,
 }
 
 impl AppState {
@@ -162,6 +166,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(batches::configure)
             .configure(system::configure)
             .configure(ops::configure)
+            .configure(events::configure)
+            .configure(webhooks::configure)
+            .configure(crate::ws::configure)
             .default_service(web::to(not_found)),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))

@@ -119,12 +119,8 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
     let depends_on = b.task_ids(&["depends_on"])?.unwrap_or_default();
     let callback_url = b.string(&["callback_url"])?;
     if let Some(url) = &callback_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ApiError::field(
-                b.field_name("callback_url"),
-                "must be an http:// or https:// URL",
-            ));
-        }
+        crate::webhooks::target::check_url(url)
+            .map_err(|m| ApiError::field(b.field_name("callback_url"), m))?;
     }
     let tags = b.strings(&["tags"])?.unwrap_or_default();
     if tags.iter().any(|t| t.is_empty() || t.len() > 100) {

@@ -2,6 +2,7 @@
 //! machine. Nothing here knows about actix, diesel or HTTP, so it is tested in milliseconds.
 
 pub mod batch;
+pub mod eta;
 pub mod ids;
 pub mod status;
 pub mod task;

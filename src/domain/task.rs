@@ -211,6 +211,9 @@ pub struct Task {
     /// Seconds this attempt has spent running (not paused): the timeout clock.
     pub active_secs: f64,
     pub resources: Option<Value>,
+    /// Since when a running task has reported no progress, once that passed
+    /// `stall_timeout_secs`; kept by its TaskActor, not stored.
+    pub stalled_since: Option<Millis>,
 }
 
 /// The longest exponential retry delay, before jitter.
@@ -260,6 +263,7 @@ impl Task {
             not_before: None,
             active_secs: 0.0,
             resources: None,
+            stalled_since: None,
         };
         let created = Transition {
             from: None,

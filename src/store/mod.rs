@@ -6,9 +6,11 @@
 pub mod alerts;
 pub mod batches;
 pub mod conn;
+pub mod events;
 pub mod rows;
 pub mod schema;
 pub mod tasks;
+pub mod webhooks;
 
 use std::sync::mpsc;
 use std::sync::Arc;

@@ -182,6 +182,7 @@ impl TryFrom<TaskRow> for Task {
                 .as_deref()
                 .map(|s| parse_json("resources", s))
                 .transpose()?,
+            stalled_since: None,
         })
     }
 }

@@ -70,6 +70,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        task_id -> Nullable<Text>,
+        batch_id -> Nullable<Text>,
+        task_type -> Nullable<Text>,
+        body -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        events -> Text,
+        tasks -> Text,
+        batches -> Text,
+        types -> Text,
+        secret -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Nullable<Text>,
+        task_id -> Nullable<Text>,
+        url -> Text,
+        event_seq -> BigInt,
+        event_kind -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<BigInt>,
+        last_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(tasks, task_history, task_logs);
 
 diesel::table! {

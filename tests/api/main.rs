@@ -1,13 +1,16 @@
 //! One integration binary driving real servers over HTTP, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod ws_client;
 
 mod bad_input;
 mod batches;
 mod control;
+mod events;
 mod execution;
 mod listing;
 mod observability;
 mod recovery;
 mod scheduling;
 mod strategies;
+mod webhooks;

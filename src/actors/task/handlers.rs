@@ -63,6 +63,7 @@ impl actix::Supervised for TaskActor {
         self.flush = None;
         self.timeout = None;
         self.running_since = None;
+        self.stall_check = None;
     }
 }
 

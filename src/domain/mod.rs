@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod ids;
+pub mod schedule;
 pub mod status;
 pub mod task;
 

@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod conn;
 pub mod rows;
+pub mod schedules;
 pub mod schema;
 pub mod tasks;
 

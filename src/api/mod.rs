@@ -6,9 +6,12 @@ pub mod batches;
 pub mod dto;
 pub mod fields;
 pub mod health;
+pub mod schedules;
+pub mod schedules_io;
+pub mod schedules_spec;
 pub mod system;
 pub mod tasks;
-mod tasks_control;
+pub mod tasks_control;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use actix::Addr;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 
 use crate::actors::commander::Commander;
+use crate::actors::schedule::ScheduleActor;
 use crate::actors::scheduler::{Explain, SchedulerActor};
 use crate::actors::supervisor::{Peek, Supervisor};
 use crate::actors::{Shared, TaskCommand};
@@ -32,6 +36,7 @@ pub struct AppState {
     pub shared: Shared,
     pub scheduler: Addr<SchedulerActor>,
     pub supervisor: Addr<Supervisor>,
+    pub schedules: Addr<ScheduleActor>,
     pub started: Instant,
     pub ready: Arc<AtomicBool>,
 }
@@ -154,6 +159,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::scope("/api/v1")
             .configure(tasks::configure)
             .configure(batches::configure)
+            .configure(schedules::configure)
             .configure(system::configure)
             .default_service(web::to(not_found)),
     )

@@ -8,5 +8,6 @@ mod control;
 mod execution;
 mod listing;
 mod recovery;
+mod schedules;
 mod scheduling;
 mod strategies;

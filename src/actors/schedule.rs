@@ -139,16 +139,23 @@ impl Handler<LoadAll> for ScheduleActor {
     fn handle(&mut self, _: LoadAll, ctx: &mut Context<Self>) {
         let state = self.state.clone();
         ctx.spawn(
-            async move { state.shared.store.read(qs::all).await }
-                .into_actor(self)
-                .map(|rows, act, ctx| match rows {
-                    Ok(rows) => {
-                        for r in rows.into_iter().filter(|r| r.enabled) {
-                            act.handle_due(r.id, ctx);
-                        }
+            async move {
+                match state.shared.store.write(qs::fail_interrupted).await {
+                    Ok(0) => {}
+                    Ok(n) => log::warn!("{n} schedule run(s) were interrupted by a stop"),
+                    Err(e) => log::error!("cannot close interrupted schedule runs: {e}"),
+                }
+                state.shared.store.read(qs::all).await
+            }
+            .into_actor(self)
+            .map(|rows, act, ctx| match rows {
+                Ok(rows) => {
+                    for r in rows.into_iter().filter(|r| r.enabled) {
+                        act.handle_due(r.id, ctx);
                     }
-                    Err(e) => log::error!("cannot load schedules: {e}"),
-                }),
+                }
+                Err(e) => log::error!("cannot load schedules: {e}"),
+            }),
         );
     }
 }

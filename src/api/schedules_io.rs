@@ -330,10 +330,9 @@ fn seed_schedule(trigger: &Trigger, enabled: bool, tz: Option<&str>) -> Option<V
 fn seed_task(t: &Value, meta: &Value, out: &mut Map<String, Value>) {
     let config = t.get("config").cloned().unwrap_or_else(|| json!({}));
     let ty = t.get("type").and_then(Value::as_str).unwrap_or("");
-    out.insert(
-        "task_name".into(),
-        t.get("name").cloned().unwrap_or(Value::Null),
-    );
+    if let Some(name) = t.get("name").filter(|n| !n.is_null()) {
+        out.insert("task_name".into(), name.clone());
+    }
     out.insert(
         "task_type".into(),
         meta.get("task_type")

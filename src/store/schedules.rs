@@ -195,13 +195,16 @@ pub fn finish_run(
     Ok(())
 }
 
+/// A run and the current status of the task or batch it made.
+pub type RunWithStatus = (RunRow, Option<String>);
+
 /// The runs of a schedule, newest first, with the current status of what each one made.
 pub fn runs(
     conn: &mut DbConn,
     schedule_id: &str,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<(RunRow, Option<String>)>, i64), StoreError> {
+) -> Result<(Vec<RunWithStatus>, i64), StoreError> {
     let total: i64 = schedule_runs::table
         .filter(schedule_runs::schedule_id.eq(schedule_id))
         .count()
@@ -247,10 +250,7 @@ fn made_status(conn: &mut DbConn, r: &RunRow) -> Result<Option<String>, StoreErr
 
 /// The newest run of a schedule and the status of what it made (`skipped` / `failed` runs
 /// report their own status).
-pub fn last_run(
-    conn: &mut DbConn,
-    schedule_id: &str,
-) -> Result<Option<(RunRow, Option<String>)>, StoreError> {
+pub fn last_run(conn: &mut DbConn, schedule_id: &str) -> Result<Option<RunWithStatus>, StoreError> {
     let (mut rows, _) = runs(conn, schedule_id, 0, 1)?;
     Ok(rows.pop())
 }
@@ -304,4 +304,17 @@ pub fn live_runs(conn: &mut DbConn, schedule_id: &str) -> Result<i64, StoreError
         .count()
         .get_result(conn)?;
     Ok(t + b + claimed)
+}
+
+/// Start-up: runs claimed by a process that stopped before it made their task or batch are
+/// failed (the slot stays handled: a slot fires at most once).
+pub fn fail_interrupted(conn: &mut DbConn) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(schedule_runs::table.filter(schedule_runs::status.eq("claimed")))
+            .set((
+                schedule_runs::status.eq("failed"),
+                schedule_runs::reason.eq("steward stopped before the run was created"),
+            ))
+            .execute(conn)?,
+    )
 }

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod fields;
 pub mod health;
 pub mod schedules;
+pub mod schedules_export;
 pub mod schedules_io;
 pub mod schedules_spec;
 pub mod system;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
 
+use crate::actors::schedule::{LoadAll, ScheduleActor};
 use crate::actors::scheduler::{Activate, Enqueue, RegisterUnit, SchedulerActor, SetSupervisor};
 use crate::actors::supervisor::{Adopt, Supervisor};
 use crate::actors::units::{LocalUnit, UnitHandle};
@@ -138,16 +139,22 @@ impl Application {
         let history: crate::monitor::History = Default::default();
         crate::monitor::Monitor::new(shared.clone(), history.clone(), config.data_dir.clone())
             .start();
+        // The ScheduleActor and the state reach each other: its address goes into the state
+        // before the actor starts with the state.
+        let schedule_ctx = actix::Context::<ScheduleActor>::new();
         let state = web::Data::new(AppState {
             history,
             shared,
             scheduler,
             supervisor,
             metrics,
+            schedules: schedule_ctx.address(),
             started: Instant::now(),
             ready,
             hooks,
         });
+        let schedules = schedule_ctx.run(ScheduleActor::new(state.clone()));
+        schedules.do_send(LoadAll);
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.clone(),
             source,

@@ -25,6 +25,9 @@ struct Cli {
     /// Configuration file (default ./steward.toml when present).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Schedules to load at start-up (seed 003's YAML or JSON; upserted by name).
+    #[arg(long, global = true)]
+    schedules: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -37,6 +40,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let schedules = cli.schedules.clone();
     let overrides = Overrides {
         config_file: cli.config,
         bind: cli.bind,
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&config),
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, schedules),
     }
 }
 
@@ -83,11 +87,15 @@ fn migrate(config: &Config) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, schedules: Option<PathBuf>) -> ExitCode {
     let result = actix_rt::System::new().block_on(async move {
         let app = Application::build(config)
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(path) = schedules {
+            let report = steward::api::schedules_io::import_file(&app.state(), &path).await?;
+            log::info!("loaded schedules from {}: {report}", path.display());
+        }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     });
     match result {

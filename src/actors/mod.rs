@@ -26,9 +26,20 @@
 //!   (through the store's group-commit writer) and publishes events; when its task ends it
 //!   tells the scheduler (`TaskEnded`) so the slot, mutex and unit load free up.
 //! - Units are reached only through the messages of `units.rs`.
+//! - The **ScheduleActor** (owned by the application, beside the scheduler) keeps a next-fire
+//!   timeline of every enabled schedule and one timer for its earliest slot; when a slot is
+//!   due it records the fire in `schedule_runs` (one row per slot, UNIQUE) and creates the
+//!   template's task or batch through the same path as the API, which `Enqueue`s it with the
+//!   SchedulerActor. Handlers send it `Reload { id }` after every change; start-up sends
+//!   `LoadAll`, which applies the misfire policies to slots missed while steward was down.
+//!
+//! ```text
+//!   schedules API --Reload--> ScheduleActor --(timer: Due)--> fire_slot --Enqueue--> SchedulerActor
+//! ```
 
 pub mod batch;
 pub mod commander;
+pub mod schedule;
 pub mod scheduler;
 pub mod supervisor;
 pub mod task;

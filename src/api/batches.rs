@@ -80,7 +80,45 @@ pub fn register(state: &AppState, b: &Batch) {
 /// `POST /batches`: 201 with the batch view and `task_ids` in the order given.
 async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiResult<HttpResponse> {
     let by = caller(&req);
-    let b = Body::new(body.into_inner())?;
+    let (batch, ids) = create_batch(&state, body.into_inner(), &by, None).await?;
+    let batch_id = batch.id;
+    let mut v =
+        serde_json::to_value(view(&state, &batch_id).await?).map_err(|_| ApiError::internal())?;
+    v["task_ids"] = json!(ids);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/batches/{batch_id}")))
+        .json(v))
+}
+
+/// A batch validated in full and ready to store in one transaction.
+pub struct PreparedBatch {
+    batch: Batch,
+    ids: Vec<TaskId>,
+    items: Vec<(Task, crate::domain::Transition)>,
+    external_check: Vec<(usize, usize, TaskId)>,
+}
+
+/// Validates and stores a batch as `POST /batches` does (schedules reuse it, with the
+/// schedule's id set on every task); answers the batch and its task ids in order.
+pub async fn create_batch(
+    state: &AppState,
+    body: Value,
+    by: &str,
+    schedule_id: Option<String>,
+) -> ApiResult<(Batch, Vec<TaskId>)> {
+    let prepared = prepare_batch(state, body, by, schedule_id)?;
+    store_batch(state, prepared).await
+}
+
+/// Everything `POST /batches` checks before storing (no database access).
+pub fn prepare_batch(
+    state: &AppState,
+    body: Value,
+    by: &str,
+    schedule_id: Option<String>,
+) -> ApiResult<PreparedBatch> {
+    let by = by.to_string();
+    let b = Body::new(body)?;
     let now = now_ms();
     let name = b
         .string(&["name", "group_name"])?
@@ -188,7 +226,8 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
             }
         }
         let own_priority = obj.contains_key("priority");
-        let mut t = parse_new_task(&state, Value::Object(obj), &prefix)?;
+        let mut t = parse_new_task(state, Value::Object(obj), &prefix)?;
+        t.schedule_id.clone_from(&schedule_id);
         if !own_priority || mode == BatchMode::Sequential {
             t.priority = priority;
         }
@@ -269,6 +308,26 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
         .zip(ids.iter())
         .map(|(spec, id)| Task::create(*id, spec, now, &by))
         .collect();
+    Ok(PreparedBatch {
+        batch,
+        ids,
+        items,
+        external_check,
+    })
+}
+
+/// Stores a prepared batch in one transaction, registers it and queues its tasks.
+pub async fn store_batch(
+    state: &AppState,
+    prepared: PreparedBatch,
+) -> ApiResult<(Batch, Vec<TaskId>)> {
+    let PreparedBatch {
+        batch,
+        ids,
+        items,
+        external_check,
+    } = prepared;
+    let now = batch.created_at;
     let stored_batch = batch.clone();
     let stored = state
         .shared
@@ -312,14 +371,9 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
             .events
             .publish(EventBody::status(t, None, Some("created".into()), now));
     }
-    register(&state, &batch);
+    register(state, &batch);
     state.scheduler.do_send(Enqueue { tasks: stored });
-    let mut v =
-        serde_json::to_value(view(&state, &batch_id).await?).map_err(|_| ApiError::internal())?;
-    v["task_ids"] = json!(ids);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/batches/{batch_id}")))
-        .json(v))
+    Ok((batch, ids))
 }
 
 /// `GET /batches?status=&tag=&page=&limit=`.

@@ -187,6 +187,11 @@ impl Body {
     pub fn field_name(&self, key: &str) -> String {
         self.name(key)
     }
+
+    /// The whole object.
+    pub fn raw_object(&self) -> &Map<String, Value> {
+        &self.map
+    }
 }
 
 /// A short name for a JSON value's kind, for messages.

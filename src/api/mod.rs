@@ -9,10 +9,14 @@ pub mod fields;
 pub mod health;
 pub mod metrics_routes;
 pub mod ops;
+pub mod schedules;
+pub mod schedules_export;
+pub mod schedules_io;
+pub mod schedules_spec;
 pub mod statistics;
 pub mod system;
 pub mod tasks;
-mod tasks_control;
+pub mod tasks_control;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -24,6 +28,7 @@ use actix::Addr;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 
 use crate::actors::commander::Commander;
+use crate::actors::schedule::ScheduleActor;
 use crate::actors::scheduler::{Explain, SchedulerActor};
 use crate::actors::supervisor::{Peek, Supervisor};
 use crate::actors::{Shared, TaskCommand};
@@ -37,6 +42,7 @@ pub struct AppState {
     pub shared: Shared,
     pub scheduler: Addr<SchedulerActor>,
     pub supervisor: Addr<Supervisor>,
+    pub schedules: Addr<ScheduleActor>,
     pub started: Instant,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub history: crate::monitor::History,
@@ -164,6 +170,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::scope("/api/v1")
             .configure(tasks::configure)
             .configure(batches::configure)
+            .configure(schedules::configure)
             .configure(system::configure)
             .configure(ops::configure)
             .configure(events::configure)

@@ -8,6 +8,7 @@ pub mod batches;
 pub mod conn;
 pub mod events;
 pub mod rows;
+pub mod schedules;
 pub mod schema;
 pub mod tasks;
 pub mod webhooks;

@@ -169,3 +169,35 @@ diesel::table! {
         notified_at -> BigInt,
     }
 }
+
+diesel::table! {
+    schedules (id) {
+        id -> Text,
+        name -> Text,
+        trigger_kind -> Text,
+        enabled -> Bool,
+        tags -> Text,
+        spec -> Text,
+        last_slot -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    schedule_runs (id) {
+        id -> Text,
+        schedule_id -> Text,
+        slot_at -> BigInt,
+        manual -> Bool,
+        status -> Text,
+        reason -> Nullable<Text>,
+        task_id -> Nullable<Text>,
+        batch_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(schedules, schedule_runs);
+diesel::allow_tables_to_appear_in_same_query!(schedule_runs, tasks);
+diesel::allow_tables_to_appear_in_same_query!(schedule_runs, batches);

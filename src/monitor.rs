@@ -125,6 +125,15 @@ pub struct Monitor {
     data_dir: PathBuf,
 }
 
+/// A running task stalled (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TaskStalled {
+    task_id: TaskId,
+    task_type: String,
+    since: String,
+}
+
 /// A task failed: alert if it failed for good (internal).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -217,16 +226,24 @@ impl Actor for Monitor {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match rx.recv().await {
-                    Ok(ev) => {
-                        if let EventBody::Status {
+                    Ok(ev) => match &ev.body {
+                        EventBody::Status {
                             task_id,
                             to: TaskStatus::Failed,
                             ..
-                        } = &ev.body
-                        {
-                            me.do_send(TaskFailed(*task_id));
-                        }
-                    }
+                        } => me.do_send(TaskFailed(*task_id)),
+                        EventBody::Stalled {
+                            task_id,
+                            task_type,
+                            since,
+                            ..
+                        } => me.do_send(TaskStalled {
+                            task_id: *task_id,
+                            task_type: task_type.clone(),
+                            since: since.clone(),
+                        }),
+                        _ => {}
+                    },
                     Err(RecvError::Lagged(n)) => log::warn!("monitor missed {n} events"),
                     Err(RecvError::Closed) => break,
                 }
@@ -287,6 +304,26 @@ pub async fn prune(shared: &Shared, days: f64) -> usize {
                 return total;
             }
         }
+    }
+}
+
+/// A stall is a warning, one alert per task (repeats fold).
+impl Handler<TaskStalled> for Monitor {
+    type Result = ();
+    fn handle(&mut self, msg: TaskStalled, _: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        actix::spawn(async move {
+            let timeout = shared.config().stall_timeout_secs;
+            raise(&shared, AlertSpec {
+                level: "warning",
+                kind: "task_stalled",
+                fingerprint: format!("task_stalled:{}", msg.task_id),
+                title: format!("{} task {} stalled", msg.task_type, msg.task_id),
+                message: format!("no progress since {} (stall_timeout_secs = {timeout})", msg.since),
+                details: json!({"task_id": msg.task_id, "type": msg.task_type, "since": msg.since}),
+            })
+            .await;
+        });
     }
 }
 

@@ -54,7 +54,10 @@ async fn connect(
     });
     let writer = actix_rt::spawn(write_loop(session, shared.clone()));
     actix_rt::spawn(async move {
+        let metrics = state.metrics.clone();
+        metrics.ws_subscribers.inc();
         session_loop(state, stream, shared.clone()).await;
+        metrics.ws_subscribers.dec();
         shared.closing.set(true);
         shared.ready.notify_one();
         // Give the writer a moment to send the last frames, then stop it even if the peer

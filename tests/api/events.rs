@@ -342,6 +342,20 @@ async fn a_silent_running_task_is_reported_stalled_once_and_a_busy_one_never(db:
     assert_eq!(view["status"], "running");
     assert!(view["stalled_since"].is_string(), "{view}");
     assert!(app.task(&busy).await["stalled_since"].is_null());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, alerts) = app.get("/api/v1/alerts?type=task_stalled").await;
+        if alerts["total"] == 1 {
+            assert_eq!(alerts["items"][0]["details"]["task_id"], silent.as_str());
+            assert_eq!(alerts["items"][0]["level"], "warning");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stall alert: {alerts}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Act: progress resumes
     app.post(

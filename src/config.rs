@@ -67,6 +67,10 @@ pub struct Config {
     pub alert_renotify_secs: f64,
     /// How long `GET /metrics/history` keeps samples.
     pub metrics_history_secs: f64,
+    /// With `log_dir` set, the log also goes to `log_dir/steward.log`, rotated at this size…
+    pub log_max_bytes: u64,
+    /// …keeping this many older files.
+    pub log_max_files: usize,
     /// A webhook delivery is tried this many times in all before it is given up as failed.
     pub webhook_max_attempts: u32,
     /// The first retry of a failed delivery waits this long; each later one twice as long.
@@ -108,6 +112,8 @@ impl Default for Config {
             alert_queue_wait_secs: 600.0,
             alert_renotify_secs: 300.0,
             metrics_history_secs: 3600.0,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_max_files: 5,
             webhook_max_attempts: 8,
             webhook_backoff_secs: 1.0,
         }

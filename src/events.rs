@@ -35,6 +35,10 @@ pub enum EventBody {
         /// For a first start: the time the task waited in the queue.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue_wait_secs: Option<f64>,
+        /// The task's `callback_url`, for the webhook dispatcher only: never serialized
+        /// (a URL may carry a credential), and it spares a lookup per event.
+        #[serde(skip)]
+        callback_url: Option<String>,
     },
     Progress {
         task_id: TaskId,
@@ -62,6 +66,9 @@ pub enum EventBody {
         to: String,
         progress: f64,
         at: String,
+        /// The batch's `callback_url` (never serialized).
+        #[serde(skip)]
+        callback_url: Option<String>,
     },
     Unit {
         unit_id: String,
@@ -99,6 +106,7 @@ impl EventBody {
             at: rfc3339(at),
             version: task.version,
             reason,
+            callback_url: task.callback_url.clone(),
             duration_secs: task
                 .status
                 .is_terminal()

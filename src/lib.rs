@@ -18,6 +18,7 @@ pub mod ws;
 
 pub use app::Application;
 pub use config::Config;
+pub mod logfile;
 pub mod metrics;
 pub mod monitor;
 pub mod resources;

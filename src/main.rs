@@ -53,10 +53,29 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|c| log_filter(&c.log_level))
         .unwrap_or(log::LevelFilter::Info);
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_env("RUST_LOG")
-        .init();
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(level).parse_env("RUST_LOG");
+    let mut file_error = None;
+    if let Some(c) = config.as_ref().ok().filter(|c| c.log_dir.is_some()) {
+        let dir = c.log_dir.clone().unwrap_or_default();
+        match steward::logfile::RotatingFile::open(&dir, c.log_max_bytes, c.log_max_files) {
+            Ok(file) => {
+                logger.target(env_logger::Target::Pipe(Box::new(steward::logfile::Tee {
+                    file,
+                })));
+            }
+            Err(e) => {
+                file_error = Some(format!(
+                    "cannot open the log file in {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    logger.init();
+    if let Some(e) = file_error {
+        log::error!("{e}");
+    }
     let config = match config {
         Ok(c) => c,
         Err(e) => {

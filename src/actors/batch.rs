@@ -104,6 +104,7 @@ impl BatchActor {
                         to: b.status.as_str().into(),
                         progress,
                         at: rfc3339(now),
+                        callback_url: b.callback_url.clone(),
                     });
                 }
                 if b.status.is_terminal() && !act.done {

@@ -138,15 +138,21 @@ impl Server {
         (r.status().as_u16(), v)
     }
 
-    /// Polls until the batch is finished; returns its status.
+    /// Long-polls until the batch is finished (as a client should: a tight poll of the
+    /// batch view would load the server it measures); returns its status.
     async fn wait_batch(&self, id: &str) -> String {
+        let mut version = 0;
         loop {
-            let (_, b) = self.get(&format!("/batches/{id}")).await;
+            let (_, b) = self
+                .get(&format!(
+                    "/batches/{id}/wait?after_version={version}&timeout_secs=60"
+                ))
+                .await;
             let st = b["status"].as_str().unwrap_or("").to_string();
             if matches!(st.as_str(), "success" | "failed" | "cancelled") {
                 return st;
             }
-            actix_rt::time::sleep(Duration::from_millis(2)).await;
+            version = b["version"].as_i64().unwrap_or(version);
         }
     }
 
@@ -225,7 +231,7 @@ async fn w1(opts: &Opts) {
     }
     let submitted = t0.elapsed().as_secs_f64();
     while s.count("success").await < (per_worker * 16) as i64 {
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
     emit(

@@ -100,17 +100,6 @@ pub fn deliveries(
     Ok((rows, total))
 }
 
-/// The callback URL a task asked for, if any.
-pub fn callback_url(conn: &mut DbConn, task_id: &str) -> Result<Option<String>, StoreError> {
-    use super::schema::tasks;
-    let url: Option<Option<String>> = tasks::table
-        .find(task_id)
-        .select(tasks::callback_url)
-        .first(conn)
-        .optional()?;
-    Ok(url.flatten())
-}
-
 /// Deletes finished deliveries last touched before `cutoff`.
 pub fn prune_deliveries(conn: &mut DbConn, cutoff: Millis) -> Result<usize, StoreError> {
     Ok(diesel::delete(

@@ -17,11 +17,14 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
+use super::procstat::{group_usage, resources, GroupUsage};
 use super::{
     opt_field, ConfigError, Control, Job, JobContext, Outcome, Report, TaskHandler, UnitEnv,
 };
 use crate::domain::LogLevel;
 
+/// How often the process group's CPU, memory and I/O are sampled.
+const RESOURCE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How long output may keep flowing after the process exited (grandchildren holding the pipes).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// The prefix of a progress-protocol line on stdout.
@@ -202,12 +205,28 @@ async fn run_command(spec: Spec, job: Job, mut ctx: JobContext) -> Outcome {
     let mut cancelled = false;
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
+    let mut sampler = tokio::time::interval(RESOURCE_SAMPLE_EVERY);
+    sampler.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_usage: Option<(std::time::Instant, GroupUsage)> = None;
+    let mut peak_rss = 0u64;
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
     if ctx.control() == Control::Pause {
         signal_group(pgid, Signal::SIGSTOP);
     }
     while !(out_done && err_done && exit.is_some()) {
         tokio::select! {
+            _ = sampler.tick(), if exit.is_none() => {
+                if let Some(pg) = pgid {
+                    let pg = i64::from(pg.as_raw());
+                    if let Ok(now) = tokio::task::spawn_blocking(move || group_usage(pg)).await {
+                        peak_rss = peak_rss.max(now.rss_bytes);
+                        if let Some((at, before)) = last_usage {
+                            ctx.report(Report::Resources(resources(now, before, at.elapsed().as_secs_f64(), peak_rss)));
+                        }
+                        last_usage = Some((std::time::Instant::now(), now));
+                    }
+                }
+            },
             line = out.next_line(), if !out_done => match line {
                 Ok(Some(l)) => stdout_line(&ctx, &l, &mut result),
                 _ => out_done = true,

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod noop;
+pub mod procstat;
 pub mod sleep;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub enum Report {
         message: String,
     },
     Result(Value),
+    /// Observed CPU, memory and I/O of the work (SPEC §2 `resources`).
+    Resources(Value),
 }
 
 /// How a job ended.

@@ -6,7 +6,6 @@
 pub mod deliver;
 pub mod target;
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,8 +20,6 @@ use crate::store::{Store, StoreError};
 
 /// Finished deliveries are kept this long.
 const DELIVERY_RETENTION_MS: Millis = 7 * 24 * 3600 * 1000;
-/// Most callback URLs remembered by task (forgotten when the task finishes).
-const CALLBACK_CACHE: usize = 100_000;
 
 /// A webhook subscription.
 #[derive(Clone, Debug)]
@@ -259,7 +256,6 @@ pub fn delivery_view(r: &DeliveryRow) -> Value {
 
 /// Matches every event against the subscriptions and the tasks' callback URLs.
 async fn dispatch(hooks: Hooks, mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>) {
-    let mut callbacks: HashMap<TaskId, Option<String>> = HashMap::new();
     loop {
         let event = match rx.recv().await {
             Ok(e) => e,
@@ -274,33 +270,15 @@ async fn dispatch(hooks: Hooks, mut rx: tokio::sync::broadcast::Receiver<Arc<Eve
                 hooks.enqueue(&event, hook.url.clone(), Some(hook.id.clone()));
             }
         }
-        let EventBody::Status { task_id, to, .. } = &event.body else {
-            continue;
-        };
-        let url = match callbacks.get(task_id) {
-            Some(u) => u.clone(),
-            None => {
-                let key = task_id.to_string();
-                let url = hooks
-                    .store
-                    .read(move |c| q::callback_url(c, &key))
-                    .await
-                    .unwrap_or_else(|e| {
-                        log::error!("webhooks: cannot read the callback URL of {task_id}: {e}");
-                        None
-                    });
-                if callbacks.len() >= CALLBACK_CACHE {
-                    callbacks.clear();
-                }
-                callbacks.insert(*task_id, url.clone());
-                url
+        // Per-task and per-batch callback URLs travel with the event itself.
+        let url = match &event.body {
+            EventBody::Status { callback_url, .. } | EventBody::Batch { callback_url, .. } => {
+                callback_url.clone()
             }
+            _ => None,
         };
         if let Some(url) = url {
             hooks.enqueue(&event, url, None);
-        }
-        if to.is_terminal() {
-            callbacks.remove(task_id);
         }
     }
 }

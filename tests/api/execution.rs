@@ -18,7 +18,34 @@ both_backends!(
     unit_callback_finishes_a_running_task,
     long_poll_answers_when_the_task_changes,
     command_pause_stops_the_process,
+    a_command_tasks_cpu_memory_and_io_are_kept_on_the_task,
 );
+
+async fn a_command_tasks_cpu_memory_and_io_are_kept_on_the_task(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let script = "import os, time\nf = open('out.bin', 'wb'); f.write(b'x' * 20_000_000); f.flush(); os.fsync(f.fileno())\nheld = bytearray(60_000_000)\nfor i in range(len(held) // 4096): held[i * 4096] = 1\ntime.sleep(30)";
+    let t = app
+        .create(
+            json!({"type": "command", "config": {"program": "python3", "args": ["-c", script]}}),
+        )
+        .await;
+    let id = id_of(&t);
+    let seen = app
+        .wait_until(&id, 20.0, |t| {
+            t["resources"]["memory_rss_bytes"].as_u64().unwrap_or(0) > 60_000_000
+                && t["resources"]["io_write_bytes"].as_u64().unwrap_or(0) >= 20_000_000
+        })
+        .await;
+    let r = &seen["resources"];
+    assert!(
+        r["cpu_seconds"].as_f64().is_some() && r["cpu_percent"].as_f64().is_some(),
+        "{r}"
+    );
+    assert!(r["processes"].as_u64().unwrap() >= 1);
+    app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+}
 
 async fn command_output_becomes_logs_progress_and_result(db: Db) {
     let Some(app) = spawn_app(db).await else {

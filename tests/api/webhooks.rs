@@ -15,6 +15,7 @@ use crate::helpers::*;
 both_backends!(
     a_webhook_that_fails_once_gets_the_same_signed_event_again,
     a_callback_url_receives_its_tasks_status_events,
+    a_batch_callback_url_receives_the_batch_status_events,
     webhook_urls_outside_http_or_on_metadata_addresses_are_refused,
 );
 
@@ -230,4 +231,36 @@ async fn webhook_urls_outside_http_or_on_metadata_addresses_are_refused(db: Db) 
         )
         .await;
     assert_eq!((s, e["error"]["field"].as_str()), (400, Some("events")));
+}
+
+async fn a_batch_callback_url_receives_the_batch_status_events(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let receiver = Receiver::start(0);
+    let (status, b) = app
+        .post(
+            "/api/v1/batches",
+            json!({"callback_url": receiver.url, "tasks": [{"type": "noop"}, {"type": "noop"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+
+    let got = receiver
+        .wait(15.0, |r| {
+            r.iter()
+                .any(|x| x.event == "batch" && json_of(x)["to"] == "success")
+        })
+        .await;
+
+    let done = got
+        .iter()
+        .find(|x| x.event == "batch" && json_of(x)["to"] == "success")
+        .unwrap();
+    assert_eq!(json_of(done)["batch_id"], b["id"]);
+    assert_eq!(json_of(done)["progress"], 100.0);
+    assert!(
+        json_of(done).get("callback_url").is_none(),
+        "the URL itself is never sent"
+    );
 }

@@ -85,6 +85,13 @@ impl Handler<UnitReport> for TaskActor {
                 self.log(level, message);
                 self.schedule_flush(ctx);
             }
+            ReportBody::Report(Report::Resources(v)) => {
+                if let Some(t) = self.task.as_mut() {
+                    t.resources = Some(v);
+                    t.touch(now_ms());
+                }
+                self.schedule_flush(ctx);
+            }
             ReportBody::Report(Report::Result(v)) => {
                 if let Some(t) = self.task.as_mut() {
                     t.result = Some(v);

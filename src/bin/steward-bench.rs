@@ -329,6 +329,16 @@ async fn w4(opts: &Opts) {
         page.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     page.sort_by(f64::total_cmp);
+    let metrics_url = s.base.replace("/api/v1", "/metrics");
+    let mut scrape = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let mut r = s.client.get(&metrics_url).send().await.expect("scrape");
+        let _ = r.body().limit(16 * 1024 * 1024).await;
+        scrape.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    scrape.sort_by(f64::total_cmp);
+    emit(json!({"workload": "W4_metrics_scrape", "stored": n, "p50_ms": percentile(&scrape, 0.5), "p99_ms": percentile(&scrape, 0.99)}));
     emit(
         json!({"workload": "W4_lookups", "stored": n, "fill_secs": fill,
         "get_p50_ms": percentile(&one, 0.5), "get_p99_ms": percentile(&one, 0.99),

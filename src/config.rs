@@ -71,6 +71,12 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// The first retry of a failed delivery waits this long; each later one twice as long.
     pub webhook_backoff_secs: f64,
+    /// The interpreter `python` tasks run under (seed 002's `python_path`).
+    pub python_path: String,
+    /// A virtualenv whose `bin/python` replaces `python_path` (seed 002's `venv_dir`).
+    pub venv_dir: Option<PathBuf>,
+    /// Where `python` tasks import their modules from (default: the first data root).
+    pub python_module_dirs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -110,6 +116,9 @@ impl Default for Config {
             metrics_history_secs: 3600.0,
             webhook_max_attempts: 8,
             webhook_backoff_secs: 1.0,
+            python_path: "python3".into(),
+            venv_dir: None,
+            python_module_dirs: Vec::new(),
         }
     }
 }

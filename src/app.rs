@@ -69,7 +69,7 @@ impl Application {
         log::info!("database: {}", store.backend().name());
         let config = apply_persisted(&store, config).await;
 
-        let roots = config
+        let roots: Vec<_> = config
             .effective_data_roots()
             .into_iter()
             .map(|r| {
@@ -77,9 +77,19 @@ impl Application {
                 std::fs::canonicalize(&r).unwrap_or(r)
             })
             .collect();
+        let python_module_dirs = if config.python_module_dirs.is_empty() {
+            roots.iter().take(1).cloned().collect()
+        } else {
+            config.python_module_dirs.clone()
+        };
         let env = Arc::new(UnitEnv {
             data_roots: roots,
             kill_grace: Duration::from_secs_f64(config.kill_grace_secs),
+            python: match &config.venv_dir {
+                Some(venv) => venv.join("bin").join("python"),
+                None => config.python_path.clone().into(),
+            },
+            python_module_dirs,
         });
         let registry = Arc::new(registry);
         // The bus continues the stored event log's numbering and writes every event to it.

@@ -75,6 +75,12 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// The first retry of a failed delivery waits this long; each later one twice as long.
     pub webhook_backoff_secs: f64,
+    /// The interpreter `python` tasks run under (seed 002's `python_path`).
+    pub python_path: String,
+    /// A virtualenv whose `bin/python` replaces `python_path` (seed 002's `venv_dir`).
+    pub venv_dir: Option<PathBuf>,
+    /// Where `python` tasks import their modules from (default: the first data root).
+    pub python_module_dirs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -116,6 +122,9 @@ impl Default for Config {
             log_max_files: 5,
             webhook_max_attempts: 8,
             webhook_backoff_secs: 1.0,
+            python_path: "python3".into(),
+            venv_dir: None,
+            python_module_dirs: Vec::new(),
         }
     }
 }

@@ -119,6 +119,8 @@ pub struct UnitStat {
     pub status: &'static str,
     pub load: usize,
     pub capacity: usize,
+    pub task_types: Vec<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Message)]

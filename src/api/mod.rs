@@ -17,6 +17,7 @@ pub mod statistics;
 pub mod system;
 pub mod tasks;
 pub mod tasks_control;
+pub mod units;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -175,6 +176,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(ops::configure)
             .configure(events::configure)
             .configure(webhooks::configure)
+            .configure(units::configure)
             .configure(crate::ws::configure)
             .default_service(web::to(not_found)),
     )

@@ -338,7 +338,9 @@ async fn w4(opts: &Opts) {
         scrape.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     scrape.sort_by(f64::total_cmp);
-    emit(json!({"workload": "W4_metrics_scrape", "stored": n, "p50_ms": percentile(&scrape, 0.5), "p99_ms": percentile(&scrape, 0.99)}));
+    emit(
+        json!({"workload": "W4_metrics_scrape", "stored": n, "p50_ms": percentile(&scrape, 0.5), "p99_ms": percentile(&scrape, 0.99)}),
+    );
     emit(
         json!({"workload": "W4_lookups", "stored": n, "fill_secs": fill,
         "get_p50_ms": percentile(&one, 0.5), "get_p99_ms": percentile(&one, 0.99),

@@ -161,7 +161,7 @@ fn signal_group(pgid: Option<Pid>, sig: Signal) {
     }
 }
 
-async fn run_command(spec: Spec, job: Job, mut ctx: JobContext) -> Outcome {
+async fn run_command(spec: Spec, job: Job, ctx: JobContext) -> Outcome {
     let cwd = match spec.cwd.as_deref() {
         Some(c) => match ctx.env.path(c) {
             Ok(p) => p,
@@ -172,26 +172,40 @@ async fn run_command(spec: Spec, job: Job, mut ctx: JobContext) -> Outcome {
             None => return Outcome::Failed("no data root to run in".into()),
         },
     };
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args).envs(&spec.env).current_dir(&cwd);
+    job_env(&mut cmd, &job);
+    supervise(cmd, &spec.program, ctx).await
+}
+
+/// The environment every task process gets: its id, attempt and last checkpoint.
+pub(crate) fn job_env(cmd: &mut tokio::process::Command, job: &Job) {
     let checkpoint = job
         .checkpoint
         .as_ref()
         .map(|c| c.to_string())
         .unwrap_or_default();
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .envs(&spec.env)
-        .env("STEWARD_TASK_ID", job.task_id.to_string())
+    cmd.env("STEWARD_TASK_ID", job.task_id.to_string())
         .env("STEWARD_ATTEMPT", job.attempt.to_string())
-        .env("STEWARD_CHECKPOINT", checkpoint)
-        .current_dir(&cwd)
-        .stdin(Stdio::null())
+        .env("STEWARD_CHECKPOINT", checkpoint);
+}
+
+/// Runs a prepared command in its own process group under the job's control: output lines
+/// become logs or protocol reports, pause/resume are SIGSTOP/SIGCONT, cancel is SIGTERM then
+/// SIGKILL. Shared by every unit that runs a process (`command`, `python`).
+pub(crate) async fn supervise(
+    mut cmd: tokio::process::Command,
+    label: &str,
+    mut ctx: JobContext,
+) -> Outcome {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("cannot start '{}': {e}", spec.program)),
+        Err(e) => return Outcome::Failed(format!("cannot start '{label}': {e}")),
     };
     let pgid = child.id().map(|p| Pid::from_raw(p as i32));
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {

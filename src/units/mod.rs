@@ -4,8 +4,13 @@
 //! points. Rust users embedding steward register their own handlers in the [`Registry`].
 
 pub mod command;
+pub mod data_processing;
+pub mod data_rules;
+pub mod data_writer;
+pub mod http;
 pub mod noop;
 pub mod procstat;
+pub mod python;
 pub mod sleep;
 
 use std::collections::BTreeMap;
@@ -69,6 +74,10 @@ pub struct Job {
 pub struct UnitEnv {
     pub data_roots: Vec<PathBuf>,
     pub kill_grace: Duration,
+    /// The interpreter `python` tasks run under.
+    pub python: PathBuf,
+    /// Directories put on `sys.path` for `python` tasks.
+    pub python_module_dirs: Vec<PathBuf>,
 }
 
 impl UnitEnv {
@@ -228,6 +237,9 @@ impl Registry {
         r.register(noop::Noop);
         r.register(sleep::Sleep);
         r.register(command::CommandUnit);
+        r.register(data_processing::DataProcessing);
+        r.register(http::HttpUnit);
+        r.register(python::PythonUnit);
         r
     }
 

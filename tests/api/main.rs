@@ -14,4 +14,5 @@ mod recovery;
 mod schedules;
 mod scheduling;
 mod strategies;
+mod units;
 mod webhooks;

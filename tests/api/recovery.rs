@@ -11,9 +11,9 @@ use steward::store::{tasks as q, Backend};
 
 use crate::helpers::*;
 
-struct Server {
-    child: Child,
-    app: TestApp,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) app: TestApp,
 }
 
 fn free_port() -> u16 {
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the `steward` binary on `dir` and waits until it is ready.
-async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
+pub(crate) async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
     cmd.args([
@@ -65,7 +65,11 @@ async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
 }
 
 /// Polls the database itself (not the server) until the stored task satisfies `pred`.
-async fn wait_stored(url: &str, id: &str, pred: impl Fn(&steward::domain::Task) -> bool) {
+pub(crate) async fn wait_stored(
+    url: &str,
+    id: &str,
+    pred: impl Fn(&steward::domain::Task) -> bool,
+) {
     let id: TaskId = id.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -302,6 +302,8 @@ impl Handler<GetStats> for SchedulerActor {
                     },
                     load: u.load,
                     capacity: u.capacity,
+                    task_types: u.types.iter().cloned().collect(),
+                    labels: u.labels.clone(),
                 })
                 .collect(),
         })

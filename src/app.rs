@@ -107,6 +107,7 @@ impl Application {
             registry: registry.clone(),
             config: Arc::new(RwLock::new(config.clone())),
             env: env.clone(),
+            typical: Default::default(),
         };
 
         let scheduler = SchedulerActor::new(shared.clone()).start();

@@ -64,6 +64,33 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     pub config: Arc<RwLock<Config>>,
     pub env: Arc<UnitEnv>,
+    /// Recent typical durations per task type (the ETA's history half), so that starting a
+    /// task does not cost a query.
+    pub typical: Arc<TypicalDurations>,
+}
+
+/// A short-lived cache of the mean duration of recent successes, by task type.
+#[derive(Default)]
+pub struct TypicalDurations {
+    by_type: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<f64>)>>,
+}
+
+impl TypicalDurations {
+    /// How long a cached value is used before it is read again.
+    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn get(&self, task_type: &str) -> Option<Option<f64>> {
+        let map = self.by_type.lock().ok()?;
+        map.get(task_type)
+            .filter(|(at, _)| at.elapsed() < Self::FRESH_FOR)
+            .map(|(_, v)| *v)
+    }
+
+    pub fn put(&self, task_type: String, value: Option<f64>) {
+        if let Ok(mut map) = self.by_type.lock() {
+            map.insert(task_type, (std::time::Instant::now(), value));
+        }
+    }
 }
 
 impl Shared {

@@ -185,3 +185,64 @@ async fn kill_nine_recovery_sqlite() {
 async fn kill_nine_recovery_postgres() {
     kill_nine_and_recover(Db::Postgres).await
 }
+
+/// `PUT /system/config` takes effect on the next dispatch and survives a restart.
+async fn config_changes_apply_at_once_and_survive_a_restart(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => match fresh_pg_schema() {
+            Some(u) => Some(u),
+            None => return,
+        },
+    };
+    let mut s = start(dir.path(), url.as_deref()).await;
+    let (status, r) = s
+        .app
+        .put("/api/v1/system/config", json!({"max_parallel_tasks": 1}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["applied"], json!(["max_parallel_tasks"]));
+    let first = s
+        .app
+        .create(json!({"type": "sleep", "config": {"secs": 30}}))
+        .await;
+    s.app.wait_status(&id_of(&first), "running", 10.0).await;
+    let second = s.app.create(json!({"type": "noop"})).await;
+    let w = s.app.task(&id_of(&second)).await;
+    assert_eq!(
+        w["waiting_detail"], "1 of 1 parallel slots busy; next in line",
+        "{w}"
+    );
+
+    s.child.kill().expect("SIGKILL");
+    s.child.wait().expect("reap");
+    let mut s = start(dir.path(), url.as_deref()).await;
+
+    let (_, cfg) = s.app.get("/api/v1/system/config").await;
+    assert_eq!(
+        cfg["max_parallel_tasks"], 1,
+        "the change outlived the restart"
+    );
+    let w = s.app.task(&id_of(&second)).await;
+    assert_eq!(
+        w["waiting_detail"], "1 of 1 parallel slots busy; next in line",
+        "{w}"
+    );
+    s.app
+        .post_empty(&format!("/api/v1/tasks/{}/cancel", id_of(&first)))
+        .await;
+    s.app.wait_status(&id_of(&second), "success", 10.0).await;
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
+#[actix_web::test]
+async fn config_changes_survive_a_restart_sqlite() {
+    config_changes_apply_at_once_and_survive_a_restart(Db::Sqlite).await
+}
+
+#[actix_web::test]
+async fn config_changes_survive_a_restart_postgres() {
+    config_changes_apply_at_once_and_survive_a_restart(Db::Postgres).await
+}

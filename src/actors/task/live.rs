@@ -30,12 +30,20 @@ impl TaskActor {
             let Some(ty) = self.task.as_ref().map(|t| t.task_type.clone()) else {
                 return;
             };
+            if let Some(cached) = self.shared.typical.get(&ty) {
+                self.typical_secs = cached;
+                return;
+            }
+            let key = ty.clone();
             let read = self
                 .shared
                 .store
-                .read(move |c| crate::store::events::typical_secs(c, &ty));
-            ctx.spawn(read.into_actor(self).map(|res, act, _| match res {
-                Ok(t) => act.typical_secs = t,
+                .read(move |c| crate::store::events::typical_secs(c, &key));
+            ctx.spawn(read.into_actor(self).map(move |res, act, _| match res {
+                Ok(t) => {
+                    act.shared.typical.put(ty, t);
+                    act.typical_secs = t;
+                }
                 Err(e) => log::warn!("task {}: no duration history ({e})", act.id),
             }));
         }

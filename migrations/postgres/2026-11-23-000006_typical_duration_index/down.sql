@@ -1,0 +1,1 @@
+DROP INDEX idx_tasks_type_status_finished;

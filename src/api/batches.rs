@@ -448,25 +448,12 @@ async fn wait(
         {
             return Ok(HttpResponse::Ok().json(v));
         }
-        loop {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => break,
-                Ok(Ok(ev)) => {
-                    if let EventBody::Batch { batch_id, .. } = &ev.body {
-                        if *batch_id == id {
-                            break;
-                        }
-                    }
-                }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                Ok(Err(_)) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the server is shutting down",
-                    ))
-                }
-            }
-        }
+        super::next_event(
+            &mut events,
+            deadline,
+            |e| matches!(e, EventBody::Batch { batch_id, .. } if *batch_id == id),
+        )
+        .await?;
     }
 }
 

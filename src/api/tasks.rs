@@ -276,20 +276,7 @@ async fn wait(
         if changed || task.status.is_terminal() || tokio::time::Instant::now() >= deadline {
             return Ok(HttpResponse::Ok().json(state.view(task).await?));
         }
-        loop {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => break,
-                Ok(Ok(ev)) if ev.body.task_id() == Some(id) => break,
-                Ok(Ok(_)) => continue,
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                Ok(Err(_)) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the server is shutting down",
-                    ))
-                }
-            }
-        }
+        super::next_event(&mut events, deadline, |e| e.task_id() == Some(id)).await?;
     }
 }
 

@@ -23,8 +23,23 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Starts the `steward` binary on `dir` and waits until it is ready.
+/// Starts the `steward` binary on `dir` (two parallel slots, a short kill grace) and waits
+/// until it is ready.
 pub(crate) async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
+    let env = [
+        ("STEWARD_MAX_PARALLEL_TASKS", "2"),
+        ("STEWARD_KILL_GRACE_SECS", "1"),
+    ];
+    start_with(dir, database_url, &[], &env).await
+}
+
+/// Starts the `steward` binary with extra arguments and environment, and waits until ready.
+pub(crate) async fn start_with(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
     cmd.args([
@@ -34,8 +49,8 @@ pub(crate) async fn start(dir: &std::path::Path, database_url: Option<&str>) -> 
         "--data-dir",
     ])
     .arg(dir)
-    .env("STEWARD_MAX_PARALLEL_TASKS", "2")
-    .env("STEWARD_KILL_GRACE_SECS", "1")
+    .args(extra)
+    .envs(env.iter().copied())
     .env("RUST_LOG", "warn")
     .stdin(Stdio::null())
     .stdout(Stdio::null())

@@ -1,7 +1,6 @@
 //! Schedules (SPEC §4): triggers, timing, max_instances, depends_on, trigger now, batch
 //! templates, seed 003 import/export, and misfire policies across a real server restart.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, TimeZone};
@@ -9,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::helpers::*;
+use crate::recovery::{start_with, Server};
 
 const SEED_003: &str = r#"
 tasks:
@@ -507,55 +507,9 @@ async fn seed_003_yaml_imports_and_round_trips(db: Db) {
     assert_eq!(l["total"], 4);
 }
 
-struct Server {
-    child: Child,
-    app: TestApp,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
+/// The real binary with extra arguments (see `recovery::start_with`).
 async fn start(dir: &std::path::Path, url: Option<&str>, extra: &[&str]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
-    cmd.args([
-        "serve",
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-    ])
-    .arg(dir)
-    .args(extra)
-    .env("RUST_LOG", "warn")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit());
-    if let Some(url) = url {
-        cmd.args(["--database-url", url]);
-    }
-    let child = cmd.spawn().expect("spawn steward");
-    let app = TestApp {
-        addr: format!("http://127.0.0.1:{port}"),
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-        dir: tempfile::tempdir().expect("temp dir"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = app.client.get(app.url("/readyz")).send().await {
-            if res.status().is_success() {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "steward did not become ready");
-        actix_rt::time::sleep(Duration::from_millis(25)).await;
-    }
-    Server { child, app }
+    start_with(dir, url, extra, &[]).await
 }
 
 /// Stops steward across three 3-second slots and counts the fires for those slots (it is

@@ -264,3 +264,64 @@ async fn a_batch_callback_url_receives_the_batch_status_events(db: Db) {
         "the URL itself is never sent"
     );
 }
+
+/// A delivery that failed just before a crash is sent again after the restart, with the same
+/// delivery id.
+async fn pending_deliveries_survive_a_restart(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => match fresh_pg_schema() {
+            Some(u) => Some(u),
+            None => return,
+        },
+    };
+    let receiver = Receiver::start(1);
+    let env = [("STEWARD_WEBHOOK_BACKOFF_SECS", "2")];
+    let mut s = crate::recovery::start_with(dir.path(), url.as_deref(), &[], &env).await;
+    let (status, hook) = s
+        .app
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": receiver.url, "events": ["status"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    s.app
+        .create(json!({"type": "noop", "autostart": false}))
+        .await;
+    let first = receiver.wait(10.0, |r| !r.is_empty()).await;
+    let failed_id = first[0].delivery.clone();
+
+    // Act: crash before the retry is due, then start again.
+    s.child.kill().expect("SIGKILL");
+    s.child.wait().expect("reap");
+    let mut s = crate::recovery::start_with(dir.path(), url.as_deref(), &[], &env).await;
+
+    // Assert
+    let got = receiver
+        .wait(20.0, |r| {
+            r.iter().filter(|x| x.delivery == failed_id).count() >= 2
+        })
+        .await;
+    let again: Vec<&Received> = got.iter().filter(|x| x.delivery == failed_id).collect();
+    assert_eq!(again[0].body, again[1].body, "the same event again");
+    let id = hook["id"].as_str().unwrap();
+    let (status, deliveries) = s
+        .app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"))
+        .await;
+    assert_eq!(status, 200, "{deliveries}");
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+}
+
+#[actix_web::test]
+async fn pending_deliveries_survive_a_restart_sqlite() {
+    pending_deliveries_survive_a_restart(Db::Sqlite).await
+}
+
+#[actix_web::test]
+async fn pending_deliveries_survive_a_restart_postgres() {
+    pending_deliveries_survive_a_restart(Db::Postgres).await
+}

@@ -8,6 +8,7 @@ pub mod events;
 pub mod fields;
 pub mod health;
 pub mod metrics_routes;
+pub mod openapi;
 pub mod ops;
 pub mod schedules;
 pub mod schedules_export;
@@ -197,6 +198,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(schedules::configure)
             .configure(system::configure)
             .configure(ops::configure)
+            .configure(openapi::configure)
             .configure(events::configure)
             .configure(webhooks::configure)
             .configure(units::configure)

@@ -5,7 +5,52 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(lists_filter_sort_paginate_and_export);
+both_backends!(
+    lists_filter_sort_paginate_and_export,
+    the_openapi_document_lists_routes_that_exist
+);
+
+async fn the_openapi_document_lists_routes_that_exist(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let (status, doc) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() > 40, "{}", paths.len());
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let url = app.url(&path.replace("{id}", "01a20000-0000-7000-8000-000000000000"));
+            let req = match method.as_str() {
+                "get" => app.client.get(&url),
+                "post" => app.client.post(&url),
+                "put" => app.client.put(&url),
+                "patch" => app.client.patch(&url),
+                "delete" => app.client.delete(&url),
+                other => panic!("method {other}"),
+            };
+            if path.ends_with("/ws") {
+                continue; // a WebSocket upgrade
+            }
+            let res = req
+                .insert_header(("content-type", "application/json"))
+                .send_body("{}")
+                .await
+                .expect("request");
+            let (code, body) = body_json(res).await;
+            let no_route = code == 404
+                && body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("no route"));
+            assert!(
+                !no_route && code != 405,
+                "{method} {path} is in the document but not routed ({code})"
+            );
+            assert!(code < 500, "{method} {path} answered {code}: {body}");
+        }
+    }
+}
 
 async fn lists_filter_sort_paginate_and_export(db: Db) {
     let Some(app) = spawn_app(db).await else {

@@ -126,14 +126,7 @@ pub fn prepare_batch(
     if name.trim().is_empty() || name.len() > 1000 {
         return Err(ApiError::field("name", "must be 1 to 1000 characters"));
     }
-    let priority = match b.raw(&["priority"]) {
-        None => Priority::DEFAULT.0,
-        Some(v) => {
-            Priority::from_json(v)
-                .map_err(|m| ApiError::field("priority", m))?
-                .0
-        }
-    };
+    let priority = b.priority()?.unwrap_or(Priority::DEFAULT.0);
     let mode: BatchMode = match b.string(&["mode", "execution_mode"])? {
         None => BatchMode::Parallel,
         Some(s) => s.parse().map_err(|m| ApiError::field("mode", m))?,
@@ -501,14 +494,7 @@ async fn patch(
 ) -> ApiResult<HttpResponse> {
     let id = batch_id(&path)?;
     let b = Body::new(body.into_inner())?;
-    let priority = match b.raw(&["priority"]) {
-        None => None,
-        Some(v) => Some(
-            Priority::from_json(v)
-                .map_err(|m| ApiError::field("priority", m))?
-                .0,
-        ),
-    };
+    let priority = b.priority()?;
     let name = b.string(&["name"])?;
     let description = b.string(&["description"])?;
     let tags = b.strings(&["tags"])?;

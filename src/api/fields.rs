@@ -180,6 +180,16 @@ impl Body {
             .map(Some)
     }
 
+    /// An optional `priority`: an integer or one of `low`, `normal`, `high`, `urgent`.
+    pub fn priority(&self) -> ApiResult<Option<i32>> {
+        match self.raw(&["priority"]) {
+            None => Ok(None),
+            Some(v) => crate::domain::Priority::from_json(v)
+                .map(|p| Some(p.0))
+                .map_err(|m| ApiError::field(self.name("priority"), m)),
+        }
+    }
+
     pub fn raw(&self, keys: &[&str]) -> Option<&Value> {
         self.get(keys).map(|(_, v)| v)
     }

@@ -13,7 +13,7 @@ use super::fields::{Body, Params};
 use super::tasks_control as ctl;
 use super::{caller, task_id, AppState};
 use crate::actors::TaskCommand;
-use crate::domain::{now_ms, rfc3339, LogLevel, Priority, TaskStatus};
+use crate::domain::{now_ms, rfc3339, LogLevel, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::EventBody;
 use crate::store::rows::LogLine;
@@ -289,14 +289,7 @@ async fn patch(
 ) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
     let b = Body::new(body.into_inner())?;
-    let priority = match b.raw(&["priority"]) {
-        None => None,
-        Some(v) => Some(
-            Priority::from_json(v)
-                .map_err(|m| ApiError::field("priority", m))?
-                .0,
-        ),
-    };
+    let priority = b.priority()?;
     let name = b.string(&["name"])?;
     if name
         .as_deref()

@@ -61,14 +61,7 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
             format!("must be 1 to {MAX_NAME} characters"),
         ));
     }
-    let priority = match b.raw(&["priority"]) {
-        None => Priority::DEFAULT.0,
-        Some(v) => {
-            Priority::from_json(v)
-                .map_err(|m| ApiError::field(b.field_name("priority"), m))?
-                .0
-        }
-    };
+    let priority = b.priority()?.unwrap_or(Priority::DEFAULT.0);
     let max_retries = b
         .i64(&["max_retries", "maxRetries", "retry_count"])?
         .unwrap_or(3);

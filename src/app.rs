@@ -13,6 +13,7 @@ use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use crate::actors::schedule::{LoadAll, ScheduleActor};
 use crate::actors::scheduler::{Activate, Enqueue, RegisterUnit, SchedulerActor, SetSupervisor};
 use crate::actors::supervisor::{Adopt, Supervisor};
+use crate::actors::unit_manager::UnitManager;
 use crate::actors::units::{LocalUnit, UnitHandle};
 use crate::actors::Shared;
 use crate::api::{self, AppState};
@@ -92,6 +93,25 @@ impl Application {
             python_module_dirs,
         });
         let registry = Arc::new(registry);
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        let base_url = config.public_url.clone().unwrap_or_else(|| {
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        });
+        // The unit registry and the actors reach each other: its address goes into `Shared`
+        // before it starts with it.
+        let units_ctx = actix::Context::<UnitManager>::new();
         // The bus continues the stored event log's numbering and writes every event to it.
         let last_seq = store.read(crate::store::events::max_seq).await?;
         let events = EventBus::new(last_seq);
@@ -108,6 +128,8 @@ impl Application {
             config: Arc::new(RwLock::new(config.clone())),
             env: env.clone(),
             typical: Default::default(),
+            units: units_ctx.address(),
+            remote_types: Default::default(),
         };
 
         let scheduler = SchedulerActor::new(shared.clone()).start();
@@ -124,6 +146,17 @@ impl Application {
             },
             handle: UnitHandle::of(LocalUnit::ID, &local),
         });
+        let unit_rows = shared.store.read(crate::store::units::all).await?;
+        units_ctx.run(UnitManager::new(
+            shared.clone(),
+            scheduler.clone(),
+            base_url,
+            UnitManager::local_info(
+                registry.types().map(String::from).collect(),
+                config.local_unit_capacity,
+            ),
+            unit_rows,
+        ));
 
         let hooks = crate::webhooks::Hooks::start(
             shared.store.clone(),
@@ -166,14 +199,6 @@ impl Application {
         });
         let schedules = schedule_ctx.run(ScheduleActor::new(state.clone()));
         schedules.do_send(LoadAll);
-        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
-            addr: config.bind.clone(),
-            source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.bind.clone(),
-            source,
-        })?;
         match &config.admin_token {
             Some(t) if !t.is_empty() => log::info!("listening on http://{addr} (bearer token required)"),
             _ => log::warn!("listening on http://{addr} WITHOUT authentication (loopback only; set STEWARD_ADMIN_TOKEN to require a token)"),

@@ -81,6 +81,8 @@ pub struct Config {
     pub venv_dir: Option<PathBuf>,
     /// Where `python` tasks import their modules from (default: the first data root).
     pub python_module_dirs: Vec<PathBuf>,
+    /// The URL HTTP-style units call back on (default: `http://` and the bound address).
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -125,6 +127,7 @@ impl Default for Config {
             python_path: "python3".into(),
             venv_dir: None,
             python_module_dirs: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -214,6 +217,14 @@ impl Config {
         self.bind.parse::<SocketAddr>().map_err(|e| {
             ConfigError::new("bind", format!("'{}' is not ADDR:PORT ({e})", self.bind))
         })?;
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "public_url",
+                    format!("'{url}' is not an http:// or https:// URL"),
+                ));
+            }
+        }
         positive("max_parallel_tasks", self.max_parallel_tasks as f64)?;
         positive("local_unit_capacity", self.local_unit_capacity as f64)?;
         positive("max_batch_tasks", self.max_batch_tasks as f64)?;

@@ -14,6 +14,7 @@ pub mod scheduler;
 pub mod store;
 pub mod units;
 pub mod webhooks;
+pub mod worker;
 pub mod ws;
 
 pub use app::Application;

@@ -36,6 +36,30 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run a remote execution unit connected to a steward server.
+    Worker(WorkerArgs),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The server's URL.
+    #[arg(long, env = "STEWARD_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Bearer token for the server.
+    #[arg(long, env = "STEWARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The unit's name (unique among workers; a reconnect under the same name resumes).
+    #[arg(long)]
+    name: Option<String>,
+    /// Task types to run, comma-separated (default: every built-in type).
+    #[arg(long, value_delimiter = ',')]
+    types: Vec<String>,
+    /// How many tasks run at once.
+    #[arg(long, default_value_t = 4)]
+    capacity: usize,
+    /// Labels tasks can require with `unit_labels`, as k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    labels: String,
 }
 
 fn main() -> ExitCode {
@@ -44,7 +68,7 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         config_file: cli.config,
         bind: cli.bind,
-        data_dir: cli.data_dir,
+        data_dir: cli.data_dir.clone(),
         database_url: cli.database_url,
     };
     let config = Config::load(&overrides);
@@ -76,6 +100,9 @@ fn main() -> ExitCode {
     if let Some(e) = file_error {
         log::error!("{e}");
     }
+    if let Some(Command::Worker(args)) = cli.command {
+        return worker(args, cli.data_dir);
+    }
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -86,6 +113,39 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&config),
         Command::Serve => serve(config, schedules),
+        Command::Worker(_) => ExitCode::FAILURE,
+    }
+}
+
+fn worker(args: WorkerArgs, data_dir: Option<PathBuf>) -> ExitCode {
+    let labels = match steward::worker::parse_labels(&args.labels) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("--labels: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = args.name.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "worker".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let opts = steward::worker::WorkerOptions {
+        server: args.server,
+        token: args.token,
+        name,
+        types: args.types,
+        capacity: args.capacity,
+        labels,
+        data_dir: data_dir.unwrap_or_else(|| PathBuf::from("./worker-data")),
+        kill_grace: std::time::Duration::from_secs(5),
+        python: PathBuf::from("python3"),
+    };
+    match actix_rt::System::new().block_on(steward::worker::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -39,10 +39,12 @@
 
 pub mod batch;
 pub mod commander;
+pub mod remote_unit;
 pub mod schedule;
 pub mod scheduler;
 pub mod supervisor;
 pub mod task;
+pub mod unit_manager;
 pub mod units;
 
 use std::sync::{Arc, RwLock};
@@ -67,6 +69,10 @@ pub struct Shared {
     /// Recent typical durations per task type (the ETA's history half), so that starting a
     /// task does not cost a query.
     pub typical: Arc<TypicalDurations>,
+    /// The registry of execution units.
+    pub units: actix::Addr<unit_manager::UnitManager>,
+    /// Task types served by registered remote units.
+    pub remote_types: unit_manager::RemoteTypes,
 }
 
 /// A short-lived cache of the mean duration of recent successes, by task type.
@@ -120,12 +126,16 @@ pub enum TaskCommand {
         stage: Option<String>,
         message: Option<String>,
         checkpoint: Option<Value>,
+        /// From a unit: the run it reports for (a stale run is refused).
+        execution_id: Option<uuid::Uuid>,
     },
     /// A unit's callback (seed 004 §8.2): the final status with result or error.
     Callback {
         status: TaskStatus,
         result: Option<Value>,
         error: Option<String>,
+        /// The run it reports for (a stale run is refused).
+        execution_id: Option<uuid::Uuid>,
     },
 }
 

@@ -78,6 +78,29 @@ pub struct RegisterUnit {
     pub handle: UnitHandle,
 }
 
+/// A unit is gone (offline or removed): it takes no work and holds no tasks any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnitGone {
+    pub id: String,
+}
+
+/// A unit stops taking new work (drain, disconnected) or takes it again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetUnitAccepting {
+    pub id: String,
+    pub accepting: bool,
+}
+
+/// A recovered active task is running on this unit again (re-attached after a restart).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachUnit {
+    pub id: TaskId,
+    pub unit: String,
+}
+
 /// A running or paused task found at start-up holds its slot and mutex.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::scheduler::{AcquireUnit, Ended, SchedulerActor, TaskEnded};
+use super::scheduler::{AcquireUnit, AttachUnit, Ended, SchedulerActor, TaskEnded};
 use super::supervisor::{Supervisor, TaskActorStopped};
+use super::unit_manager::Reclaim;
 use super::units::{self as unitmsg, UnitHandle};
 use super::{Shared, TaskCommand};
 use crate::domain::{now_ms, LogLevel, Task, TaskId, TaskStatus, Transition};
@@ -33,6 +34,8 @@ pub struct Snapshot;
 
 /// How progress and log writes are coalesced: at most one write per task per interval.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a running task without a unit asks for one again.
+const UNIT_RETRY: Duration = Duration::from_millis(500);
 /// Extra time a unit gets to confirm it stopped before the task is finalized regardless.
 const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
 
@@ -59,6 +62,12 @@ pub struct TaskActor {
     supervisor: Addr<Supervisor>,
     launch: Option<Launch>,
     unit: Option<UnitHandle>,
+    /// The current run on `unit`: reports of any other run are stale and ignored.
+    execution: Option<uuid::Uuid>,
+    /// A unit is being asked for.
+    acquiring: bool,
+    /// Since when the running task has had no unit to run on.
+    waiting_for_unit: Option<Instant>,
     persisted_version: i64,
     running_since: Option<Instant>,
     timeout: Option<SpawnHandle>,
@@ -96,6 +105,9 @@ impl TaskActor {
             supervisor,
             launch: Some(launch),
             unit: None,
+            execution: None,
+            acquiring: false,
+            waiting_for_unit: None,
             persisted_version: 0,
             running_since: None,
             timeout: None,
@@ -275,9 +287,12 @@ impl TaskActor {
         let (Some(unit), Some(task)) = (self.unit.clone(), self.task.as_ref()) else {
             return;
         };
+        let execution_id = uuid::Uuid::now_v7();
+        self.execution = Some(execution_id);
         let job = Job {
             task_id: task.id,
             attempt: task.attempt,
+            execution_id,
             task_type: task.task_type.clone(),
             config: task.config.clone(),
             checkpoint: task.checkpoint.clone(),
@@ -374,8 +389,18 @@ impl TaskActor {
         self.persisted_version = task.version;
         self.durable = Some(task.clone());
         let status = task.status;
+        let remote = task
+            .unit_id
+            .clone()
+            .filter(|u| u != super::units::LocalUnit::ID && unit.is_none());
         self.task = Some(task);
         match status {
+            TaskStatus::Running | TaskStatus::Paused if remote.is_some() => {
+                if status == TaskStatus::Running {
+                    self.start_clock(ctx);
+                }
+                self.reclaim(remote.unwrap_or_default(), ctx);
+            }
             TaskStatus::Running => {
                 self.start_clock(ctx);
                 self.log(
@@ -399,28 +424,158 @@ impl TaskActor {
         }
     }
 
+    /// After a server restart, waits for the remote unit the task ran on to come back with
+    /// the work (up to one heartbeat timeout); otherwise the work goes on elsewhere from its
+    /// checkpoint (at once if running, at resume if paused).
+    fn reclaim(&mut self, unit_id: String, ctx: &mut Context<Self>) {
+        let Some(attempt) = self.task.as_ref().map(|t| t.attempt) else {
+            return;
+        };
+        let ask = self.shared.units.send(Reclaim {
+            unit_id: unit_id.clone(),
+            task_id: self.id,
+            attempt,
+            reporter: ctx.address().recipient(),
+        });
+        ctx.spawn(ask.into_actor(self).map(move |res, act, ctx| {
+            let status = act.task.as_ref().map(|t| t.status);
+            match res {
+                Ok(Some((handle, execution))) => {
+                    act.scheduler.do_send(AttachUnit {
+                        id: act.id,
+                        unit: handle.id.clone(),
+                    });
+                    if act.ending.is_some() {
+                        handle.cancel.do_send(unitmsg::Cancel { task_id: act.id });
+                    } else {
+                        if status == Some(TaskStatus::Paused) {
+                            handle.pause.do_send(unitmsg::Pause { task_id: act.id });
+                        }
+                        act.unit = Some(handle);
+                        act.execution = Some(execution);
+                        act.unit_stopped = false;
+                        act.log(
+                            LogLevel::Info,
+                            format!("unit {unit_id} still runs this task after a server restart; carrying on there"),
+                        );
+                        act.schedule_flush(ctx);
+                    }
+                }
+                _ if act.ending.is_some() => {}
+                _ if status == Some(TaskStatus::Running) => {
+                    act.log(
+                        LogLevel::Info,
+                        format!("unit {unit_id} did not come back with this task after a server restart; resuming from its last checkpoint"),
+                    );
+                    act.schedule_flush(ctx);
+                    act.acquire_and_start(ctx);
+                }
+                _ => {}
+            }
+        }));
+    }
+
+    /// The unit lost the work: it goes on elsewhere from the last checkpoint (a paused task
+    /// does so when it is resumed).
+    pub(super) fn on_unit_lost(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.unit_stopped = true;
+        self.execution = None;
+        self.unit = None;
+        if self.ending.is_some() {
+            return self.maybe_finalize(ctx);
+        }
+        if let Some(t) = self.task.as_mut() {
+            t.unit_id = None;
+            t.touch(now_ms());
+        }
+        match self.task.as_ref().map(|t| t.status) {
+            Some(TaskStatus::Running) => {
+                self.log(
+                    LogLevel::Warning,
+                    format!("{reason}; resuming on another unit from the last checkpoint"),
+                );
+                self.schedule_flush(ctx);
+                self.acquire_and_start(ctx);
+            }
+            Some(TaskStatus::Paused) => {
+                self.log(
+                    LogLevel::Warning,
+                    format!("{reason}; on resume the task goes on from its last checkpoint on another unit"),
+                );
+                self.schedule_flush(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Refuses a unit's report for another run than the current one.
+    pub(super) fn current_run(&self, execution: Option<uuid::Uuid>) -> Result<(), ApiError> {
+        match execution {
+            Some(e) if Some(e) != self.execution => Err(ApiError::new(
+                crate::error::ErrorCode::Conflict,
+                format!("execution {e} is not the current run of this task (it moved to another unit); the report is refused"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Asks the scheduler for a unit and starts the work there from its checkpoint.
     fn acquire_and_start(&mut self, ctx: &mut Context<Self>) {
+        if self.acquiring {
+            return;
+        }
         let labels = self
             .task
             .as_ref()
             .map(|t| t.unit_labels.clone())
             .unwrap_or_default();
+        self.acquiring = true;
         let ask = self.scheduler.send(AcquireUnit {
             id: self.id,
             labels,
         });
-        ctx.spawn(ask.into_actor(self).map(|res, act, ctx| match res {
-            Ok(Some(unit)) => {
-                if let Some(t) = act.task.as_mut() {
-                    t.unit_id = Some(unit.id.clone());
+        ctx.spawn(ask.into_actor(self).map(|res, act, ctx| {
+            act.acquiring = false;
+            let wanted = act.ending.is_none()
+                && act.unit.is_none()
+                && act.task.as_ref().map(|t| t.status) == Some(TaskStatus::Running);
+            match res {
+                Ok(Some(unit)) if wanted => {
+                    if let Some(t) = act.task.as_mut() {
+                        t.unit_id = Some(unit.id.clone());
+                        t.touch(now_ms());
+                    }
+                    if act.waiting_for_unit.take().is_some() {
+                        act.log(LogLevel::Info, format!("unit {} takes over", unit.id));
+                    }
+                    act.schedule_flush(ctx);
+                    act.unit = Some(unit);
+                    act.start_unit(ctx);
                 }
-                act.unit = Some(unit);
-                act.start_unit(ctx);
-            }
-            _ => {
-                act.unit_stopped = true;
-                act.fail("no execution unit can run this task type now".into(), ctx);
+                // Paused meanwhile: resume starts the work there. (Ended meanwhile: the
+                // scheduler frees the slot with the rest when the task ends.)
+                Ok(Some(unit)) if act.ending.is_none() && act.unit.is_none() => {
+                    act.unit = Some(unit);
+                }
+                _ if wanted => {
+                    // No unit takes this type now (the one that ran it went away): the task
+                    // keeps running and waits for one; its timeout still counts.
+                    if act.waiting_for_unit.is_none() {
+                        act.waiting_for_unit = Some(Instant::now());
+                        let t = act
+                            .task
+                            .as_ref()
+                            .map(|t| t.task_type.clone())
+                            .unwrap_or_default();
+                        act.log(
+                            LogLevel::Warning,
+                            format!("no execution unit can run '{t}' tasks now; waiting for one"),
+                        );
+                        act.schedule_flush(ctx);
+                    }
+                    ctx.run_later(UNIT_RETRY, |act, ctx| act.acquire_and_start(ctx));
+                }
+                _ => {}
             }
         }));
     }

@@ -52,6 +52,7 @@ pub struct GetStatus {
 pub struct JobStatus {
     pub task_id: TaskId,
     pub attempt: i32,
+    pub execution_id: uuid::Uuid,
     pub state: &'static str,
 }
 
@@ -61,6 +62,8 @@ pub struct JobStatus {
 pub struct UnitReport {
     pub task_id: TaskId,
     pub attempt: i32,
+    /// The run this report belongs to ([`Job::execution_id`]).
+    pub execution_id: uuid::Uuid,
     pub body: ReportBody,
 }
 
@@ -68,6 +71,9 @@ pub struct UnitReport {
 pub enum ReportBody {
     Report(Report),
     Finished(Outcome),
+    /// The unit lost the work (it went offline, was deregistered, or came back without
+    /// it): the task should go on elsewhere from its last checkpoint.
+    Lost(String),
 }
 
 /// A job of this unit has ended (internal).
@@ -75,7 +81,7 @@ pub enum ReportBody {
 #[rtype(result = "()")]
 struct JobEnded {
     task_id: TaskId,
-    attempt: i32,
+    execution_id: uuid::Uuid,
 }
 
 /// Any unit, local or remote, as the task actors see it.
@@ -112,6 +118,7 @@ impl UnitHandle {
 
 struct RunningJob {
     attempt: i32,
+    execution_id: uuid::Uuid,
     control: watch::Sender<Control>,
 }
 
@@ -156,11 +163,13 @@ impl Handler<Start> for LocalUnit {
             .ok_or_else(|| format!("this unit does not run '{}'", msg.job.task_type))?;
         handler.availability()?;
         let (tx, rx) = watch::channel(Control::Run);
-        let (task_id, attempt) = (msg.job.task_id, msg.job.attempt);
+        let (task_id, attempt, execution_id) =
+            (msg.job.task_id, msg.job.attempt, msg.job.execution_id);
         if let Some(old) = self.jobs.insert(
             task_id,
             RunningJob {
                 attempt,
+                execution_id,
                 control: tx,
             },
         ) {
@@ -172,6 +181,7 @@ impl Handler<Start> for LocalUnit {
             sink_reporter.do_send(UnitReport {
                 task_id,
                 attempt,
+                execution_id,
                 body: ReportBody::Report(r),
             })
         });
@@ -183,9 +193,13 @@ impl Handler<Start> for LocalUnit {
             reporter.do_send(UnitReport {
                 task_id,
                 attempt,
+                execution_id,
                 body: ReportBody::Finished(outcome),
             });
-            me.do_send(JobEnded { task_id, attempt });
+            me.do_send(JobEnded {
+                task_id,
+                execution_id,
+            });
         });
         Ok(())
     }
@@ -198,7 +212,7 @@ impl Handler<JobEnded> for LocalUnit {
         if self
             .jobs
             .get(&msg.task_id)
-            .is_some_and(|j| j.attempt == msg.attempt)
+            .is_some_and(|j| j.execution_id == msg.execution_id)
         {
             self.jobs.remove(&msg.task_id);
         }
@@ -236,6 +250,7 @@ impl Handler<GetStatus> for LocalUnit {
         self.jobs.get(&msg.task_id).map(|j| JobStatus {
             task_id: msg.task_id,
             attempt: j.attempt,
+            execution_id: j.execution_id,
             state: match *j.control.borrow() {
                 Control::Run => "running",
                 Control::Pause => "paused",

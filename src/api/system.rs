@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const SETTINGS_KEY: &str = "config";
 
 /// Keys read only at start-up: changing them is stored but takes a restart.
-const RESTART_KEYS: [&str; 9] = [
+const RESTART_KEYS: [&str; 10] = [
     "bind",
     "data_dir",
     "database_url",
@@ -37,6 +37,7 @@ const RESTART_KEYS: [&str; 9] = [
     "local_unit_capacity",
     "kill_grace_secs",
     "admin_token",
+    "public_url",
 ];
 
 fn masked(c: &Config) -> Map<String, Value> {

@@ -489,9 +489,20 @@ async fn progress(
         stage: b.string(&["stage", "current_step"])?,
         message: b.string(&["message"])?,
         checkpoint: b.raw(&["checkpoint"]).cloned(),
+        execution_id: execution_id(&b)?,
     };
     let task = state.command(id, cmd, &caller(&req)).await?;
     Ok(HttpResponse::Ok().json(state.view(task).await?))
+}
+
+/// The run a unit's report is for (`executionId` from its execute call), if it says.
+fn execution_id(b: &Body) -> ApiResult<Option<uuid::Uuid>> {
+    b.string(&["executionId", "execution_id"])?
+        .map(|raw| {
+            raw.parse()
+                .map_err(|_| ApiError::field("executionId", "is not a UUID"))
+        })
+        .transpose()
 }
 
 /// `POST /tasks/{id}/status`: a unit's callback (seed 004 §8.2).
@@ -511,6 +522,7 @@ async fn status_callback(
         status,
         result: b.raw(&["result"]).cloned(),
         error: b.string(&["errorMessage", "error_message", "error"])?,
+        execution_id: execution_id(&b)?,
     };
     let task = state.command(id, cmd, &caller(&req)).await?;
     Ok(HttpResponse::Ok().json(state.view(task).await?))

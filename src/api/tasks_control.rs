@@ -23,6 +23,20 @@ enum Refusal {
     MutexHeld(String, TaskId),
 }
 
+fn remote_type_names(state: &AppState) -> Vec<String> {
+    match state.shared.remote_types.read() {
+        Ok(t) => t.iter().cloned().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The name of a type registered remote units serve, matched without regard to case.
+fn remote_type(state: &AppState, raw: &str) -> Option<String> {
+    remote_type_names(state)
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(raw))
+}
+
 /// Validates a task spec (SPEC §2 field names, with the seeds' aliases).
 pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<NewTask> {
     let b = Body::nested(v, prefix)?;
@@ -35,23 +49,31 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
         .types()
         .find(|t| t.eq_ignore_ascii_case(&raw_type))
         .and_then(|t| state.shared.registry.get(t));
-    let Some(handler) = handler else {
-        let known: Vec<&str> = state.shared.registry.types().collect();
-        return Err(ApiError::field(
-            b.field_name("type"),
-            format!(
-                "unknown task type '{raw_type}' (known: {})",
-                known.join(", ")
-            ),
-        ));
-    };
-    let task_type = handler.task_type().to_string();
     let config = b
         .object(&["config", "params"])?
         .unwrap_or_else(|| json!({}));
-    handler
-        .validate(&config, &state.shared.env)
-        .map_err(|e| ApiError::field(format!("{prefix}{}", e.field), e.message))?;
+    let task_type = match handler {
+        Some(handler) => {
+            handler
+                .validate(&config, &state.shared.env)
+                .map_err(|e| ApiError::field(format!("{prefix}{}", e.field), e.message))?;
+            handler.task_type().to_string()
+        }
+        // A type only remote units run: they validate the config when they run it.
+        None => remote_type(state, &raw_type).ok_or_else(|| {
+            let mut known: Vec<String> = state.shared.registry.types().map(String::from).collect();
+            known.extend(remote_type_names(state));
+            known.sort();
+            known.dedup();
+            ApiError::field(
+                b.field_name("type"),
+                format!(
+                    "unknown task type '{raw_type}' (known: {})",
+                    known.join(", ")
+                ),
+            )
+        })?,
+    };
     let name = b
         .string(&["name", "task_name", "taskName"])?
         .unwrap_or_else(|| task_type.clone());

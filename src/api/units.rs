@@ -1,23 +1,39 @@
-//! The unit registry as the API shows it (SPEC §5): `GET /task-types` lists every type with
-//! its config schema, whether it can run here and which units serve it; `GET /units` and
-//! `GET /units/{id}` show each unit's kind, labels, types, status, capacity and load.
+//! The unit registry over HTTP (SPEC §5, seed 004 §6.2): `GET /task-types` lists every type
+//! with its config schema, whether it can run here and which units serve it; `GET /units` and
+//! `GET /units/{id}` show each unit's kind, labels, types, status, capacity and load;
+//! `POST /units` registers an HTTP-style unit, which then beats at `POST /units/{id}/heartbeat`;
+//! `POST /units/{id}/drain` stops new work going to a unit and `DELETE /units/{id}` removes it
+//! (its running tasks move to other units). Workers connect at `GET /units/connect`
+//! (`crate::ws::units`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::fields::Body;
 use super::AppState;
-use crate::actors::scheduler::{GetStats, UnitStat};
-use crate::actors::units::LocalUnit;
-use crate::domain::{now_ms, rfc3339};
+use crate::actors::scheduler::GetStats;
+use crate::actors::unit_manager::{
+    Deregister, DrainUnit, Heartbeat, ListUnits, RegisterHttp, UnitInfo, UnitSpec,
+};
 use crate::error::{ApiError, ApiResult};
+
+/// The most task types or labels one unit may declare.
+const MAX_TYPES: usize = 100;
+const MAX_NAME: usize = 200;
+const MAX_CAPACITY: i64 = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/task-types", web::get().to(task_types))
+        .route("/units/connect", web::get().to(crate::ws::units::connect))
         .route("/units", web::get().to(list_units))
-        .route("/units/{id}", web::get().to(get_unit));
+        .route("/units", web::post().to(register))
+        .route("/units/{id}", web::get().to(get_unit))
+        .route("/units/{id}", web::delete().to(deregister))
+        .route("/units/{id}/heartbeat", web::post().to(heartbeat))
+        .route("/units/{id}/drain", web::post().to(drain));
 }
 
 #[derive(Serialize)]
@@ -32,43 +48,47 @@ struct TaskTypeView {
     units: Vec<String>,
 }
 
+/// A unit as the API shows it: the registry's record with the scheduler's load.
 #[derive(Serialize)]
 struct UnitView {
-    id: String,
-    unit_type: &'static str,
-    unit_name: String,
-    labels: BTreeMap<String, String>,
-    task_types: Vec<String>,
+    #[serde(flatten)]
+    info: UnitInfo,
     status: &'static str,
-    capacity: usize,
     current_load: usize,
-    last_heartbeat: String,
 }
 
-impl UnitView {
-    fn new(u: UnitStat) -> Self {
-        // Only the in-process unit exists so far; it is alive by definition.
-        let kind = if u.id == LocalUnit::ID {
-            "local"
-        } else {
-            "remote"
-        };
-        UnitView {
-            unit_name: u.id.clone(),
-            id: u.id,
-            unit_type: kind,
-            labels: u.labels,
-            task_types: u.task_types,
-            status: u.status,
-            capacity: u.capacity,
-            current_load: u.load,
-            last_heartbeat: rfc3339(now_ms()),
-        }
+/// Every unit with its status and load.
+async fn units_now(state: &AppState) -> ApiResult<Vec<UnitView>> {
+    let infos = state.shared.units.send(ListUnits).await?;
+    let loads: HashMap<String, usize> = state
+        .scheduler
+        .send(GetStats)
+        .await?
+        .units
+        .into_iter()
+        .map(|u| (u.id, u.load))
+        .collect();
+    Ok(infos.into_iter().map(|i| view(i, &loads)).collect())
+}
+
+fn view(info: UnitInfo, loads: &HashMap<String, usize>) -> UnitView {
+    let load = if info.online {
+        loads.get(&info.id).copied().unwrap_or(0)
+    } else {
+        0
+    };
+    let status = if !info.online {
+        "OFFLINE"
+    } else if load >= info.capacity {
+        "BUSY"
+    } else {
+        "AVAILABLE"
+    };
+    UnitView {
+        info,
+        status,
+        current_load: load,
     }
-}
-
-async fn units_now(state: &AppState) -> ApiResult<Vec<UnitStat>> {
-    Ok(state.scheduler.send(GetStats).await?.units)
 }
 
 /// Every task type: schema, availability and the units that serve it.
@@ -89,28 +109,29 @@ async fn task_types(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         );
     }
     for u in &units {
-        for t in &u.task_types {
+        for t in &u.info.task_types {
             let view = types.entry(t.clone()).or_insert_with(|| TaskTypeView {
                 task_type: t.clone(),
-                config_schema: serde_json::json!({"type": "object"}),
-                available: true,
-                unavailable_reason: None,
+                config_schema: json!({"type": "object"}),
+                available: false,
+                unavailable_reason: Some("no unit that serves it is online".into()),
                 units: Vec::new(),
             });
-            view.units.push(u.id.clone());
+            view.units.push(u.info.id.clone());
+            if u.info.online
+                && view.unavailable_reason.as_deref() == Some("no unit that serves it is online")
+            {
+                view.available = true;
+                view.unavailable_reason = None;
+            }
         }
     }
     Ok(HttpResponse::Ok().json(types.into_values().collect::<Vec<_>>()))
 }
 
-/// Every registered unit.
+/// Every registered unit, the in-process one first.
 async fn list_units(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let units: Vec<UnitView> = units_now(&state)
-        .await?
-        .into_iter()
-        .map(UnitView::new)
-        .collect();
-    Ok(HttpResponse::Ok().json(units))
+    Ok(HttpResponse::Ok().json(units_now(&state).await?))
 }
 
 /// One unit.
@@ -119,7 +140,123 @@ async fn get_unit(state: web::Data<AppState>, id: web::Path<String>) -> ApiResul
     let unit = units_now(&state)
         .await?
         .into_iter()
-        .find(|u| u.id == id)
+        .find(|u| u.info.id == id)
         .ok_or_else(|| ApiError::not_found("unit", format!("'{id}'")))?;
-    Ok(HttpResponse::Ok().json(UnitView::new(unit)))
+    Ok(HttpResponse::Ok().json(unit))
+}
+
+/// Checks what every registration must say.
+pub fn check_spec(spec: &UnitSpec) -> ApiResult<()> {
+    if spec.name.trim().is_empty() || spec.name.len() > MAX_NAME {
+        return Err(ApiError::field(
+            "unit_name",
+            format!("must be 1 to {MAX_NAME} characters"),
+        ));
+    }
+    if spec.task_types.is_empty() || spec.task_types.len() > MAX_TYPES {
+        return Err(ApiError::field(
+            "task_types",
+            format!("must list 1 to {MAX_TYPES} task types the unit runs"),
+        ));
+    }
+    if let Some(t) = spec
+        .task_types
+        .iter()
+        .find(|t| t.trim().is_empty() || t.len() > MAX_NAME)
+    {
+        return Err(ApiError::field(
+            "task_types",
+            format!("'{t}' is not a task type name"),
+        ));
+    }
+    if spec.capacity == 0 || spec.capacity as i64 > MAX_CAPACITY {
+        return Err(ApiError::field(
+            "capacity",
+            format!("must be 1 to {MAX_CAPACITY}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /units`: seed 004's registration of an HTTP-style unit.
+async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+    let b = Body::new(body.into_inner())?;
+    let endpoint = b
+        .string(&["endpoint"])?
+        .ok_or_else(|| ApiError::field("endpoint", "is required: the URL steward calls"))?;
+    if endpoint.starts_with("https://") {
+        return Err(ApiError::field(
+            "endpoint",
+            "https endpoints are not supported by this build; use http:// on a trusted network",
+        ));
+    }
+    crate::webhooks::target::check_url(&endpoint).map_err(|m| ApiError::field("endpoint", m))?;
+    let capacity = b.i64(&["capacity"])?.unwrap_or(1);
+    let spec = UnitSpec {
+        name: b
+            .string(&["unit_name", "unitName", "name"])?
+            .ok_or_else(|| ApiError::field("unit_name", "is required"))?,
+        unit_type: b.string(&["unit_type", "unitType"])?,
+        endpoint: Some(endpoint.trim_end_matches('/').to_string()),
+        config: b.object(&["config"])?.unwrap_or_else(|| json!({})),
+        task_types: b.strings(&["task_types", "taskTypes"])?.ok_or_else(|| {
+            ApiError::field("task_types", "is required: the task types the unit runs")
+        })?,
+        labels: b.string_map(&["labels"])?.unwrap_or_default(),
+        capacity: usize::try_from(capacity).unwrap_or(0),
+    };
+    check_spec(&spec)?;
+    let info = state.shared.units.send(RegisterHttp(spec)).await??;
+    let id = info.id.clone();
+    let view = view(info, &HashMap::new());
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/units/{id}")))
+        .json(view))
+}
+
+/// `POST /units/{id}/heartbeat`: the unit is alive; the answer lists work it must drop.
+async fn heartbeat(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (info, drop) = state
+        .shared
+        .units
+        .send(Heartbeat {
+            unit_id: id.into_inner(),
+        })
+        .await??;
+    let heartbeat_secs = state.shared.config().unit_heartbeat_timeout_secs / 3.0;
+    Ok(HttpResponse::Ok().json(json!({
+        "unit": info,
+        "heartbeat_secs": heartbeat_secs,
+        "drop": drop,
+    })))
+}
+
+/// `POST /units/{id}/drain`: no new work for the unit; what runs finishes.
+async fn drain(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let unit_id = id.into_inner();
+    state
+        .shared
+        .units
+        .send(DrainUnit {
+            unit_id: unit_id.clone(),
+        })
+        .await??;
+    let unit = units_now(&state)
+        .await?
+        .into_iter()
+        .find(|u| u.info.id == unit_id)
+        .ok_or_else(|| ApiError::not_found("unit", format!("'{unit_id}'")))?;
+    Ok(HttpResponse::Ok().json(unit))
+}
+
+/// `DELETE /units/{id}`: the unit is removed; its running tasks move to other units.
+async fn deregister(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    state
+        .shared
+        .units
+        .send(Deregister {
+            unit_id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
 }

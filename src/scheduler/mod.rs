@@ -253,11 +253,14 @@ impl Scheduler {
         }
     }
 
-    /// Registers or replaces a unit; parked work it can take comes back.
+    /// Registers or replaces a unit (its load is the active tasks it holds); parked work it
+    /// can take comes back.
     pub fn add_unit(&mut self, mut slot: UnitSlot) {
-        if let Some(old) = self.units.get(&slot.id) {
-            slot.load = old.load;
-        }
+        slot.load = self
+            .active
+            .values()
+            .filter(|a| a.unit.as_deref() == Some(slot.id.as_str()))
+            .count();
         let types = slot.types.clone();
         self.units.insert(slot.id.clone(), slot);
         for t in types {

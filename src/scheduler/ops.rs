@@ -343,6 +343,19 @@ impl Scheduler {
         Some(unit)
     }
 
+    /// A recovered active task runs on `unit` again (its work survived a restart there).
+    /// The unit need not be registered yet: [`Scheduler::add_unit`] counts its tasks.
+    pub fn attach_unit(&mut self, id: TaskId, unit: &str) {
+        self.detach_unit(id);
+        let Some(a) = self.active.get_mut(&id) else {
+            return;
+        };
+        a.unit = Some(unit.to_string());
+        if let Some(u) = self.units.get_mut(unit) {
+            u.load += 1;
+        }
+    }
+
     /// The task no longer occupies its unit (its work was lost with the unit).
     pub fn detach_unit(&mut self, id: TaskId) {
         let Some(unit) = self.active.get_mut(&id).and_then(|a| a.unit.take()) else {

@@ -11,6 +11,7 @@ pub mod rows;
 pub mod schedules;
 pub mod schema;
 pub mod tasks;
+pub mod units;
 pub mod webhooks;
 
 use std::sync::mpsc;

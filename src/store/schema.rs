@@ -201,3 +201,22 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(schedules, schedule_runs);
 diesel::allow_tables_to_appear_in_same_query!(schedule_runs, tasks);
 diesel::allow_tables_to_appear_in_same_query!(schedule_runs, batches);
+
+diesel::table! {
+    units (id) {
+        id -> Text,
+        kind -> Text,
+        unit_type -> Text,
+        unit_name -> Text,
+        endpoint -> Nullable<Text>,
+        config -> Text,
+        task_types -> Text,
+        labels -> Text,
+        capacity -> BigInt,
+        status -> Text,
+        draining -> Bool,
+        last_heartbeat -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

@@ -12,6 +12,7 @@ pub mod noop;
 pub mod procstat;
 pub mod python;
 pub mod sleep;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ pub enum Control {
 pub struct Job {
     pub task_id: TaskId,
     pub attempt: i32,
+    /// One start of this attempt on one unit: the fencing token that tells a report of the
+    /// current run from a stale one (a unit that went away and came back).
+    pub execution_id: uuid::Uuid,
     pub task_type: String,
     pub config: Value,
     /// Where a previous run stopped (pause, crash, another unit), if anywhere.

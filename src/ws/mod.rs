@@ -6,6 +6,7 @@
 
 pub mod outbox;
 mod protocol;
+pub mod units;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

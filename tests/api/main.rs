@@ -11,6 +11,7 @@ mod execution;
 mod listing;
 mod observability;
 mod recovery;
+mod remote_units;
 mod schedules;
 mod scheduling;
 mod strategies;

@@ -16,7 +16,12 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(app: &TestApp) -> Ws {
-        let url = app.url("/api/v1/ws").replacen("http://", "ws://", 1);
+        Self::connect_path(app, "/api/v1/ws").await
+    }
+
+    /// Connects to another WebSocket route of the server.
+    pub async fn connect_path(app: &TestApp, path: &str) -> Ws {
+        let url = app.url(path).replacen("http://", "ws://", 1);
         let (res, conn) = awc::Client::new()
             .ws(url)
             .max_frame_size(16 * 1024 * 1024)

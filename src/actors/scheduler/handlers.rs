@@ -250,6 +250,39 @@ impl Handler<RegisterUnit> for SchedulerActor {
     }
 }
 
+/// Forgets a unit; its tasks' actors learn it from the unit's proxy and move on.
+impl Handler<UnitGone> for SchedulerActor {
+    type Result = ();
+    fn handle(&mut self, msg: UnitGone, _: &mut Context<Self>) {
+        self.handles.remove(&msg.id);
+        let orphans = self.core.remove_unit(&msg.id);
+        if !orphans.is_empty() {
+            log::info!(
+                "unit {} is gone with {} active task(s)",
+                msg.id,
+                orphans.len()
+            );
+        }
+    }
+}
+
+/// Opens or closes a unit to new work.
+impl Handler<SetUnitAccepting> for SchedulerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetUnitAccepting, ctx: &mut Context<Self>) {
+        self.core.set_unit_accepting(&msg.id, msg.accepting);
+        self.pump(ctx);
+    }
+}
+
+/// Counts a re-attached task on its unit.
+impl Handler<AttachUnit> for SchedulerActor {
+    type Result = ();
+    fn handle(&mut self, msg: AttachUnit, _: &mut Context<Self>) {
+        self.core.attach_unit(msg.id, &msg.unit);
+    }
+}
+
 /// Records a recovered active task.
 impl Handler<Activate> for SchedulerActor {
     type Result = ();

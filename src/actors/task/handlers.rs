@@ -75,11 +75,20 @@ impl Handler<UnitReport> for TaskActor {
         let Some(task) = self.task.as_ref() else {
             return;
         };
-        if msg.attempt != task.attempt || msg.task_id != task.id {
+        if msg.attempt != task.attempt
+            || msg.task_id != task.id
+            || Some(msg.execution_id) != self.execution
+        {
+            log::debug!(
+                "task {}: ignoring a report of a stale run ({})",
+                self.id,
+                msg.execution_id
+            );
             return;
         }
         match msg.body {
             ReportBody::Finished(outcome) => self.on_unit_finished(outcome, ctx),
+            ReportBody::Lost(reason) => self.on_unit_lost(reason, ctx),
             ReportBody::Report(_) if self.ending.is_some() => {}
             ReportBody::Report(Report::Log { level, message }) => {
                 self.log(level, message);
@@ -223,7 +232,11 @@ impl Handler<Command> for TaskActor {
                 stage,
                 message,
                 checkpoint,
+                execution_id,
             } => {
+                if let Err(e) = self.current_run(execution_id) {
+                    return ready(Err(e));
+                }
                 if !task.status.is_active() || self.ending.is_some() {
                     return ready(Err(ApiError::new(
                         ErrorCode::InvalidTransition,
@@ -245,7 +258,11 @@ impl Handler<Command> for TaskActor {
                 status,
                 result,
                 error,
+                execution_id,
             } => {
+                if let Err(e) = self.current_run(execution_id) {
+                    return ready(Err(e));
+                }
                 if self.ending.is_some() {
                     return ready(Ok(task));
                 }

@@ -17,3 +17,4 @@ mod scheduling;
 mod strategies;
 mod units;
 mod webhooks;
+mod workers;

@@ -16,7 +16,7 @@ pub(crate) struct Server {
     pub(crate) app: TestApp,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -40,7 +40,17 @@ pub(crate) async fn start_with(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Server {
-    let port = free_port();
+    start_on(free_port(), dir, database_url, extra, env).await
+}
+
+/// Starts the `steward` binary on a given port (a restart on the same address).
+pub(crate) async fn start_on(
+    port: u16,
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
     cmd.args([
         "serve",

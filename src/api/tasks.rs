@@ -71,7 +71,7 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
         .json(view))
 }
 
-fn task_query(p: &Params) -> ApiResult<TaskQuery> {
+pub(crate) fn task_query(p: &Params) -> ApiResult<TaskQuery> {
     let (_, limit, offset) = p.page()?;
     let mut statuses = Vec::new();
     for s in p.list("status") {

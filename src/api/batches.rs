@@ -43,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Data = web::Data<AppState>;
 
-fn batch_id(raw: &str) -> ApiResult<String> {
+/// Parses a batch id from a path or parameter; a malformed id is simply not found.
+pub(crate) fn batch_id(raw: &str) -> ApiResult<String> {
     raw.parse::<uuid::Uuid>()
         .map(|u| u.to_string())
         .map_err(|_| ApiError::not_found("batch", format!("'{raw}'")))
@@ -61,7 +62,8 @@ async fn load(state: &AppState, id: &str) -> ApiResult<(Batch, crate::domain::ba
         .ok_or_else(|| ApiError::not_found("batch", id))
 }
 
-async fn view(state: &AppState, id: &str) -> ApiResult<BatchView> {
+/// The batch as the API shows it now.
+pub(crate) async fn view(state: &AppState, id: &str) -> ApiResult<BatchView> {
     let (b, counts) = load(state, id).await?;
     Ok(BatchView::new(b, counts, now_ms()))
 }
@@ -430,21 +432,32 @@ async fn wait(
     let p = Params(query.into_inner());
     let after = p.int("after_version", 0, i64::MAX)?;
     let timeout = p.float("timeout_secs", 0.0, 300.0)?.unwrap_or(30.0);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(timeout);
+    Ok(HttpResponse::Ok().json(wait_view(&state, &id, after, timeout).await?))
+}
+
+/// The long poll behind `GET /batches/{id}/wait`: the view once the version passes `after`,
+/// the batch is finished, or `timeout_secs` passes.
+pub(crate) async fn wait_view(
+    state: &AppState,
+    id: &str,
+    after: Option<i64>,
+    timeout_secs: f64,
+) -> ApiResult<BatchView> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(timeout_secs);
     let mut events = state.shared.events.subscribe();
     loop {
-        let v = view(&state, &id).await?;
+        let v = view(state, id).await?;
         let finished = matches!(v.status, "success" | "failed" | "cancelled");
         if after.is_none_or(|a| v.version > a)
             || finished
             || tokio::time::Instant::now() >= deadline
         {
-            return Ok(HttpResponse::Ok().json(v));
+            return Ok(v);
         }
         super::next_event(
             &mut events,
             deadline,
-            |e| matches!(e, EventBody::Batch { batch_id, .. } if *batch_id == id),
+            |e| matches!(e, EventBody::Batch { batch_id, .. } if batch_id == id),
         )
         .await?;
     }
@@ -618,15 +631,20 @@ fn refuse_if_finished(
 /// `POST /batches/{id}/cancel`: every live task is cancelled.
 async fn cancel(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = batch_id(&path)?;
-    let (b, counts) = load(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(cancel_batch(&state, &id, &caller(&req)).await?))
+}
+
+/// Cancels every live task of a batch (refused when it is finished); the view after.
+pub(crate) async fn cancel_batch(state: &AppState, id: &str, by: &str) -> ApiResult<BatchView> {
+    let (b, counts) = load(state, id).await?;
     refuse_if_finished(&b, &counts, "cancelled")?;
-    set_flags(&state, &id, None, Some(true)).await?;
+    set_flags(state, id, None, Some(true)).await?;
     state
         .commander()
-        .cancel_batch(&id, &caller(&req), "batch cancelled")
+        .cancel_batch(id, by, "batch cancelled")
         .await?;
-    state.supervisor.do_send(WatchBatch { id: id.clone() });
-    Ok(HttpResponse::Ok().json(view(&state, &id).await?))
+    state.supervisor.do_send(WatchBatch { id: id.to_string() });
+    view(state, id).await
 }
 
 /// `POST /batches/{id}/pause`: nothing new starts and running tasks pause.

@@ -3,6 +3,7 @@
 //! exposes `configure`.
 
 pub mod batches;
+pub mod compat;
 pub mod dto;
 pub mod events;
 pub mod fields;
@@ -191,6 +192,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     }))
     .configure(health::configure)
     .configure(metrics_routes::configure)
+    .configure(compat::configure)
     .service(
         web::scope("/api/v1")
             .configure(tasks::configure)

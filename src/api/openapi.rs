@@ -170,10 +170,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The OpenAPI document.
 pub fn spec() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary) in ROUTES {
-        let entry = paths
-            .entry(format!("/api/v1{path}"))
-            .or_insert_with(|| json!({}));
+    let v1 = ROUTES
+        .iter()
+        .map(|(m, p, s)| (*m, format!("/api/v1{p}"), *s));
+    let compat = super::compat::ROUTES
+        .iter()
+        .map(|(m, p, s)| (*m, p.to_string(), *s));
+    for (method, path, summary) in v1.chain(compat) {
+        let entry = paths.entry(path.clone()).or_insert_with(|| json!({}));
         let mut op = json!({
             "summary": summary,
             "responses": {
@@ -183,7 +187,7 @@ pub fn spec() -> Value {
         if path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
         }
-        entry[*method] = op;
+        entry[method] = op;
     }
     json!({
         "openapi": "3.0.3",

@@ -229,6 +229,12 @@ async fn patch(
 
 async fn delete(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let s = load(&state, &path).await?;
+    remove(&state, s).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes a schedule and stops planning it.
+pub(crate) async fn remove(state: &AppState, s: Schedule) -> ApiResult<()> {
     let id = s.id.clone();
     state
         .shared
@@ -236,7 +242,7 @@ async fn delete(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse>
         .write(move |c| qs::delete(c, &id))
         .await?;
     state.schedules.do_send(Reload { id: s.id });
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 /// Pause / resume: resuming counts from now, so the slots of the pause are not misfires.

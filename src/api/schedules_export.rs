@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::schedules_io::{priority_from_seed, priority_to_seed, IMPORT_AND_CALL};
 use super::schedules_spec::from_row;
 use super::AppState;
-use crate::domain::schedule::{format_local_time, Template, Trigger};
+use crate::domain::schedule::{format_local_time, Schedule, Template, Trigger};
 use crate::error::ApiResult;
 use crate::store::schedules as qs;
 
@@ -110,64 +110,77 @@ fn seed_task(t: &Value, meta: &Value, out: &mut Map<String, Value>) {
     }
 }
 
+/// A schedule in seed 003's file shape: a `tasks:` entry or a `task_groups:` entry.
+pub enum SeedEntry {
+    Task(Value),
+    Group(Value),
+}
+
 /// Every schedule in seed 003's shape: task templates under `tasks:`, batch templates under
 /// `task_groups:`.
 pub async fn export_doc(state: &AppState) -> ApiResult<Value> {
     let rows = state.shared.store.read(qs::all).await?;
     let (mut tasks, mut groups) = (Vec::new(), Vec::new());
     for r in rows {
-        let s = from_row(state, r)?;
-        let meta = s.spec.get("meta").cloned().unwrap_or_else(|| json!({}));
-        let tz = s.spec.pointer("/trigger/timezone").and_then(Value::as_str);
-        let mut o = Map::new();
-        match &s.template {
-            Template::Task(t) => {
-                o.insert("task_id".into(), json!(s.name));
-                seed_task(t, &meta, &mut o);
-                if let Some(d) = s.spec.get("description").filter(|d| !d.is_null()) {
-                    o.insert("description".into(), d.clone());
-                }
-                if let Some(sched) = seed_schedule(&s.trigger, s.enabled, tz) {
-                    o.insert("schedule".into(), sched);
-                }
-                if !s.tags.is_empty() {
-                    o.insert("tags".into(), json!(s.tags));
-                }
-                if !s.depends_on.is_empty() {
-                    o.insert("dependencies".into(), json!(s.depends_on));
-                }
-                tasks.push(Value::Object(o));
-            }
-            Template::Batch(b) => {
-                o.insert("group_id".into(), json!(s.name));
-                o.insert(
-                    "group_name".into(),
-                    b.get("name").cloned().unwrap_or_else(|| json!(s.name)),
-                );
-                let members: Vec<Value> = b
-                    .get("tasks")
-                    .and_then(Value::as_array)
-                    .map(|l| l.iter().filter_map(|t| t.get("key").cloned()).collect())
-                    .unwrap_or_default();
-                o.insert("tasks".into(), json!(members));
-                o.insert(
-                    "execution_mode".into(),
-                    b.get("mode").cloned().unwrap_or_else(|| json!("parallel")),
-                );
-                let enabled = match s.trigger {
-                    Trigger::Manual => meta
-                        .get("group_enabled")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(s.enabled),
-                    _ => s.enabled,
-                };
-                o.insert("enabled".into(), json!(enabled));
-                if let Some(sched) = seed_schedule(&s.trigger, s.enabled, tz) {
-                    o.insert("schedule".into(), sched);
-                }
-                groups.push(Value::Object(o));
-            }
+        match seed_entry(&from_row(state, r)?) {
+            SeedEntry::Task(t) => tasks.push(t),
+            SeedEntry::Group(g) => groups.push(g),
         }
     }
     Ok(json!({"tasks": tasks, "task_groups": groups}))
+}
+
+/// One schedule as seed 003 writes it.
+pub fn seed_entry(s: &Schedule) -> SeedEntry {
+    let meta = s.spec.get("meta").cloned().unwrap_or_else(|| json!({}));
+    let tz = s.spec.pointer("/trigger/timezone").and_then(Value::as_str);
+    let mut o = Map::new();
+    match &s.template {
+        Template::Task(t) => {
+            o.insert("task_id".into(), json!(s.name));
+            seed_task(t, &meta, &mut o);
+            if let Some(d) = s.spec.get("description").filter(|d| !d.is_null()) {
+                o.insert("description".into(), d.clone());
+            }
+            if let Some(sched) = seed_schedule(&s.trigger, s.enabled, tz) {
+                o.insert("schedule".into(), sched);
+            }
+            if !s.tags.is_empty() {
+                o.insert("tags".into(), json!(s.tags));
+            }
+            if !s.depends_on.is_empty() {
+                o.insert("dependencies".into(), json!(s.depends_on));
+            }
+            SeedEntry::Task(Value::Object(o))
+        }
+        Template::Batch(b) => {
+            o.insert("group_id".into(), json!(s.name));
+            o.insert(
+                "group_name".into(),
+                b.get("name").cloned().unwrap_or_else(|| json!(s.name)),
+            );
+            let members: Vec<Value> = b
+                .get("tasks")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(|t| t.get("key").cloned()).collect())
+                .unwrap_or_default();
+            o.insert("tasks".into(), json!(members));
+            o.insert(
+                "execution_mode".into(),
+                b.get("mode").cloned().unwrap_or_else(|| json!("parallel")),
+            );
+            let enabled = match s.trigger {
+                Trigger::Manual => meta
+                    .get("group_enabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(s.enabled),
+                _ => s.enabled,
+            };
+            o.insert("enabled".into(), json!(enabled));
+            if let Some(sched) = seed_schedule(&s.trigger, s.enabled, tz) {
+                o.insert("schedule".into(), sched);
+            }
+            SeedEntry::Group(Value::Object(o))
+        }
+    }
 }

@@ -126,7 +126,11 @@ fn task_template(state: &AppState, o: &Map<String, Value>) -> Result<Value, ApiE
 
 /// The parsed file as schedule bodies, and warnings for what was left out (a group's member
 /// must be a task of the same file: its template is copied into the group's batch).
-fn bodies(state: &AppState, doc: Value, tz: &str) -> ApiResult<(Vec<Value>, Vec<String>)> {
+pub(crate) fn bodies(
+    state: &AppState,
+    doc: Value,
+    tz: &str,
+) -> ApiResult<(Vec<Value>, Vec<String>)> {
     let (tasks, groups) = match doc {
         Value::Array(list) => (list, Vec::new()),
         Value::Object(mut o) => {

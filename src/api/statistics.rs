@@ -39,6 +39,11 @@ pub async fn statistics(
         created_before: p.time("created_before")?,
         ..TaskQuery::default()
     };
+    Ok(HttpResponse::Ok().json(compute(&state, tq).await?))
+}
+
+/// The statistics of the tasks `tq` selects (its filters; paging and sort are ignored).
+pub(crate) async fn compute(state: &AppState, tq: TaskQuery) -> ApiResult<Value> {
     let now = now_ms();
     let (counts, times, hour, day) = state
         .shared
@@ -85,7 +90,7 @@ pub async fn statistics(
         .iter()
         .map(|(c, s, _)| ((s - c).max(0)) as f64 / 1000.0)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "total": total,
         "by_status": by_status,
         "by_type": by_type,
@@ -93,5 +98,5 @@ pub async fn statistics(
         "duration_secs": summary(durations),
         "queue_wait_secs": summary(waits),
         "throughput": {"last_hour": hour, "last_day": day, "per_minute_last_hour": hour as f64 / 60.0},
-    })))
+    }))
 }

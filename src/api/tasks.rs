@@ -71,7 +71,7 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
         .json(view))
 }
 
-fn task_query(p: &Params) -> ApiResult<TaskQuery> {
+pub(crate) fn task_query(p: &Params) -> ApiResult<TaskQuery> {
     let (_, limit, offset) = p.page()?;
     let mut statuses = Vec::new();
     for s in p.list("status") {
@@ -513,19 +513,24 @@ async fn status_callback(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
-    let b = Body::new(body.into_inner())?;
+    let cmd = callback_command(body.into_inner())?;
+    let task = state.command(id, cmd, &caller(&req)).await?;
+    Ok(HttpResponse::Ok().json(state.view(task).await?))
+}
+
+/// A unit's callback body (`status` in any case, `result`, `errorMessage`) as a command.
+pub(crate) fn callback_command(body: Value) -> ApiResult<TaskCommand> {
+    let b = Body::new(body)?;
     let raw = b
         .string(&["status"])?
         .ok_or_else(|| ApiError::field("status", "is required"))?;
     let status: TaskStatus = raw.parse().map_err(|m| ApiError::field("status", m))?;
-    let cmd = TaskCommand::Callback {
+    Ok(TaskCommand::Callback {
         status,
         result: b.raw(&["result"]).cloned(),
         error: b.string(&["errorMessage", "error_message", "error"])?,
         execution_id: execution_id(&b)?,
-    };
-    let task = state.command(id, cmd, &caller(&req)).await?;
-    Ok(HttpResponse::Ok().json(state.view(task).await?))
+    })
 }
 
 /// `GET /tasks/{id}/result` (gzip when the client asks).

@@ -5,6 +5,8 @@ mod ws_client;
 
 mod bad_input;
 mod batches;
+mod compat;
+mod compat_mystocks;
 mod control;
 mod events;
 mod execution;

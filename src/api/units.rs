@@ -131,18 +131,27 @@ async fn task_types(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 
 /// Every registered unit, the in-process one first.
 async fn list_units(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(units_now(&state).await?))
+    Ok(HttpResponse::Ok().json(units_json(&state).await?))
 }
 
 /// One unit.
 async fn get_unit(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = id.into_inner();
-    let unit = units_now(&state)
+    Ok(HttpResponse::Ok().json(unit_json(&state, &id).await?))
+}
+
+/// Every unit as the API shows it.
+pub(crate) async fn units_json(state: &AppState) -> ApiResult<Value> {
+    Ok(serde_json::to_value(units_now(state).await?).unwrap_or(Value::Null))
+}
+
+/// One unit as the API shows it.
+pub(crate) async fn unit_json(state: &AppState, id: &str) -> ApiResult<Value> {
+    let unit = units_now(state)
         .await?
         .into_iter()
         .find(|u| u.info.id == id)
         .ok_or_else(|| ApiError::not_found("unit", format!("'{id}'")))?;
-    Ok(HttpResponse::Ok().json(unit))
+    Ok(serde_json::to_value(unit).unwrap_or(Value::Null))
 }
 
 /// Checks what every registration must say.
@@ -180,7 +189,16 @@ pub fn check_spec(spec: &UnitSpec) -> ApiResult<()> {
 
 /// `POST /units`: seed 004's registration of an HTTP-style unit.
 async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
-    let b = Body::new(body.into_inner())?;
+    let view = register_unit(&state, body.into_inner()).await?;
+    let location = format!("/api/v1/units/{}", view["id"].as_str().unwrap_or_default());
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(view))
+}
+
+/// Registers an HTTP-style unit from a `POST /units` body; answers its view.
+pub(crate) async fn register_unit(state: &AppState, body: Value) -> ApiResult<Value> {
+    let b = Body::new(body)?;
     let endpoint = b
         .string(&["endpoint"])?
         .ok_or_else(|| ApiError::field("endpoint", "is required: the URL steward calls"))?;
@@ -207,28 +225,29 @@ async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResu
     };
     check_spec(&spec)?;
     let info = state.shared.units.send(RegisterHttp(spec)).await??;
-    let id = info.id.clone();
-    let view = view(info, &HashMap::new());
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/units/{id}")))
-        .json(view))
+    Ok(serde_json::to_value(view(info, &HashMap::new())).unwrap_or(Value::Null))
 }
 
 /// `POST /units/{id}/heartbeat`: the unit is alive; the answer lists work it must drop.
 async fn heartbeat(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(unit_heartbeat(&state, &id).await?))
+}
+
+/// Notes a unit's heartbeat; answers the unit, the heartbeat period and the work to drop.
+pub(crate) async fn unit_heartbeat(state: &AppState, id: &str) -> ApiResult<Value> {
     let (info, drop) = state
         .shared
         .units
         .send(Heartbeat {
-            unit_id: id.into_inner(),
+            unit_id: id.to_string(),
         })
         .await??;
     let heartbeat_secs = state.shared.config().unit_heartbeat_timeout_secs / 3.0;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "unit": info,
         "heartbeat_secs": heartbeat_secs,
         "drop": drop,
-    })))
+    }))
 }
 
 /// `POST /units/{id}/drain`: no new work for the unit; what runs finishes.
@@ -241,12 +260,7 @@ async fn drain(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<H
             unit_id: unit_id.clone(),
         })
         .await??;
-    let unit = units_now(&state)
-        .await?
-        .into_iter()
-        .find(|u| u.info.id == unit_id)
-        .ok_or_else(|| ApiError::not_found("unit", format!("'{unit_id}'")))?;
-    Ok(HttpResponse::Ok().json(unit))
+    Ok(HttpResponse::Ok().json(unit_json(&state, &unit_id).await?))
 }
 
 /// `DELETE /units/{id}`: the unit is removed; its running tasks move to other units.

@@ -502,26 +502,29 @@ async fn seed004_execution_units_answer_what_the_v1_registry_answers(db: Db) {
     let v1 = json!({"unit_type": "HTTP", "unit_name": "processor-2", "capacity": 5,
                     "endpoint": "http://127.0.0.1:9/", "config": {}, "task_types": ["data_processing"]});
     let (alias_status, alias) = app.post("/api/execution-units", seed).await;
-    let (v1_status, direct) = app.post("/api/v1/units", v1).await;
-    assert_eq!(alias_status, v1_status, "alias {alias} / v1 {direct}");
-    if (200..300).contains(&v1_status) {
-        assert_eq!(alias["unitName"], "processor-1", "{alias}");
-        let unit = alias["id"].as_str().expect("a unit id");
-        let (status, beat) = app
-            .post(&format!("/api/execution-units/{unit}/heartbeat"), json!({}))
-            .await;
-        assert!((200..300).contains(&status), "{beat}");
-    } else {
-        // Without the v1 registry on this server, the alias says where it forwards to.
-        assert_error(alias_status, &alias, 404, "not_found");
-        assert!(
-            alias["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("/api/v1/units"),
-            "{alias}"
-        );
-    }
+    let (v1_status, _) = app.post("/api/v1/units", v1).await;
+    assert_eq!((alias_status, v1_status), (201, 201), "{alias}");
+    assert_eq!(alias["unitName"], "processor-1", "{alias}");
+    assert_eq!(alias["unitType"], "HTTP", "{alias}");
+    assert_eq!(alias["kind"], "http", "{alias}");
+    let unit = alias["id"].as_str().expect("a unit id");
+    let (status, beat) = app
+        .post(&format!("/api/execution-units/{unit}/heartbeat"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{beat}");
+    assert_eq!(
+        beat["unit"]["unit_name"], "processor-1",
+        "nested values keep their names"
+    );
+    let (status, e) = app
+        .post(
+            "/api/execution-units",
+            json!({"unitType": "HTTP", "unitName": "q",
+              "endpoint": "http://127.0.0.1:9/"}),
+        )
+        .await;
+    assert_error(status, &e, 400, "validation_error");
+    assert_eq!(e["error"]["field"], "taskTypes");
     let (status, e) = app
         .post("/api/execution-units/nowhere/heartbeat", json!({}))
         .await;
@@ -542,7 +545,7 @@ async fn aliases_need_the_token_and_forward_it(db: Db) {
         let (status, e) = app.get(path).await;
         assert_error(status, &e, 401, "unauthorized");
     }
-    // With the token, the forwarded call to /api/v1/units carries it too
+    // With the token, the alias answers
     let res = app
         .client
         .get(app.url("/api/execution-units"))

@@ -1,29 +1,18 @@
 //! Seed 004 §6.2's execution-unit API (`/api/execution-units`): register
 //! `{"unitType", "unitName", "capacity", "endpoint", "config"}` and
-//! `POST /api/execution-units/{id}/heartbeat`, plus reading units back.
-//!
-//! These aliases own no registry: each one translates the body (camelCase → the snake_case
-//! names of SPEC §5) and forwards it to the `/api/v1/units` route of this same server over
-//! loopback HTTP, with the caller's `Authorization` and `X-Steward-User` headers, then writes
-//! the answer back in camelCase. Going through the v1 route (not a Rust call into its handler)
-//! keeps the alias independent of how the registry is built: whatever `/api/v1/units`
-//! answers, the alias answers.
+//! `POST /api/execution-units/{id}/heartbeat`, plus reading units back. Each alias renames
+//! the body's keys (camelCase → the snake_case names of SPEC §5), calls the same functions as
+//! `/api/v1/units`, and answers in camelCase. Seed 004's body names no task types; steward
+//! needs them (`taskTypes`) to know what to send the unit, and says so when they are missing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
-
-use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
 use super::{json_or_empty, seed_fields};
 use crate::api::fields::{kind, Body};
+use crate::api::units::{register_unit, unit_heartbeat, unit_json, units_json};
+use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-
-/// How long a forwarded call may take.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest answer read back from the v1 route.
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -112,137 +101,44 @@ const FIELDS: &[(&str, &str)] = &[
     ("current_load", "currentLoad"),
 ];
 
-/// Calls `method path` on this server (loopback) with `body`; the status and JSON answer.
-async fn forward(
-    req: &HttpRequest,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> ApiResult<(StatusCode, Value)> {
-    let local = req.app_config().local_addr();
-    let ip = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let url = format!("http://{}{path}", SocketAddr::new(ip, local.port()));
-    let client = awc::Client::builder().timeout(FORWARD_TIMEOUT).finish();
-    let mut call = client.request(method, &url);
-    for name in ["authorization", "x-steward-user"] {
-        if let Some(v) = req.headers().get(name) {
-            call = call.insert_header((name, v.clone()));
-        }
-    }
-    let sent = match body {
-        Some(b) => call.send_json(&b).await,
-        None => call.send().await,
-    };
-    let mut res = sent.map_err(|e| {
-        log::error!("forwarding to {url} failed: {e}");
-        ApiError::new(ErrorCode::Unavailable, "the unit registry did not answer")
-    })?;
-    let bytes = res.body().limit(MAX_ANSWER_BYTES).await.map_err(|e| {
-        log::error!("reading the answer of {url} failed: {e}");
-        ApiError::new(ErrorCode::Unavailable, "the unit registry did not answer")
-    })?;
-    let answer = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            log::error!("{url} answered something that is not JSON: {e}");
-            ApiError::internal()
-        })?
-    };
-    Ok((res.status(), answer))
+/// A v1 answer in seed 004's shape, or its error with seed 004's field names.
+fn seed_answer(v: ApiResult<Value>) -> ApiResult<Value> {
+    v.map(|v| rename_keys(v, camel))
+        .map_err(|e| seed_fields(e, FIELDS))
 }
 
-/// The v1 answer in seed 004's shape: camelCase on success; otherwise v1's status and SPEC §6
-/// error, with seed field names. A v1 route that does not exist yet says so plainly.
-fn answer(status: StatusCode, mut v: Value, v1_path: &str) -> ApiResult<HttpResponse> {
-    if status.is_success() {
-        return Ok(HttpResponse::build(status).json(rename_keys(v, camel)));
-    }
-    let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
-    let Some(message) = text(&v, "/error/message") else {
-        let code = match status {
-            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
-            StatusCode::NOT_FOUND => ErrorCode::NotFound,
-            s if s.is_client_error() => ErrorCode::Validation,
-            _ => ErrorCode::Unavailable,
-        };
-        return Err(ApiError::new(
-            code,
-            format!("{v1_path} answered {status} without an error body"),
-        ));
-    };
-    if status == StatusCode::NOT_FOUND && message.starts_with("no route") {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("this alias forwards to {v1_path}, which this server does not serve"),
-        ));
-    }
-    if let Some(field) = text(&v, "/error/field") {
-        let mut e = ApiError::new(ErrorCode::Validation, message);
-        e.field = Some(field);
-        let e = seed_fields(e, FIELDS);
-        v["error"]["field"] = Value::from(e.field);
-        v["error"]["message"] = Value::from(e.message);
-    }
-    Ok(HttpResponse::build(status).json(v))
-}
-
-/// `POST /api/execution-units` → `POST /api/v1/units`.
-async fn register(req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+/// `POST /api/execution-units` (as `POST /api/v1/units`).
+async fn register(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let v1 = registration(json_or_empty(&body)?)?;
-    let (status, v) = forward(&req, Method::POST, "/api/v1/units", Some(v1)).await?;
-    answer(status, v, "POST /api/v1/units")
+    let unit = seed_answer(register_unit(&state, v1).await)?;
+    Ok(HttpResponse::Created().json(unit))
 }
 
-/// `POST /api/execution-units/{id}/heartbeat` → `POST /api/v1/units/{id}/heartbeat`; an
-/// optional body (e.g. `currentLoad`) is passed on in snake_case.
+/// `POST /api/execution-units/{id}/heartbeat` (as `POST /api/v1/units/{id}/heartbeat`); a
+/// body, if any, must be a JSON object (seed 004 sends none).
 async fn heartbeat(
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let body = match json_or_empty(&body)? {
-        v @ Value::Object(_) => rename_keys(v, snake),
-        other => {
-            return Err(ApiError::new(
-                ErrorCode::Validation,
-                format!("the body must be a JSON object, not {}", kind(&other)),
-            ))
-        }
-    };
-    let path = format!("/api/v1/units/{}/heartbeat", encode(&path));
-    let (status, v) = forward(&req, Method::POST, &path, Some(body)).await?;
-    answer(status, v, "POST /api/v1/units/{id}/heartbeat")
-}
-
-/// `GET /api/execution-units` → `GET /api/v1/units`.
-async fn list(req: HttpRequest) -> ApiResult<HttpResponse> {
-    let (status, v) = forward(&req, Method::GET, "/api/v1/units", None).await?;
-    answer(status, v, "GET /api/v1/units")
-}
-
-/// `GET /api/execution-units/{id}` → `GET /api/v1/units/{id}`.
-async fn get(req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let path = format!("/api/v1/units/{}", encode(&path));
-    let (status, v) = forward(&req, Method::GET, &path, None).await?;
-    answer(status, v, "GET /api/v1/units/{id}")
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    let body = json_or_empty(&body)?;
+    if !body.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::Validation,
+            format!("the body must be a JSON object, not {}", kind(&body)),
+        ));
     }
-    out
+    Ok(HttpResponse::Ok().json(seed_answer(unit_heartbeat(&state, &path).await)?))
+}
+
+/// `GET /api/execution-units` (as `GET /api/v1/units`).
+async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(seed_answer(units_json(&state).await)?))
+}
+
+/// `GET /api/execution-units/{id}` (as `GET /api/v1/units/{id}`).
+async fn get(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(seed_answer(unit_json(&state, &path).await)?))
 }
 
 #[cfg(test)]
@@ -296,6 +192,5 @@ mod tests {
             json!([{"unitName": "a", "currentLoad": 2, "labels": {"zone_name": "x"}}])
         );
         assert_eq!(snake("lastHeartbeat"), "last_heartbeat");
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
     }
 }

@@ -20,6 +20,9 @@ both_backends!(
     python_task_returns_the_function_result_and_reports_progress,
 );
 
+/// The size of the CSV the pause and kill -9 cases process (issue 6: a million rows).
+const BIG_CSV_ROWS: u64 = 1_000_000;
+
 /// Writes `rows` CSV rows; every 10th row has a bad email and every 25th a bad phone.
 /// Returns the ids of the valid rows.
 fn write_csv(path: &Path, rows: u64) -> HashSet<u64> {
@@ -107,7 +110,7 @@ async fn data_processing_paused_midway_writes_every_valid_row_once(db: Db) {
         return;
     };
     // Arrange
-    let valid = write_csv(&app.dir.path().join("users.csv"), 100_000);
+    let valid = write_csv(&app.dir.path().join("users.csv"), BIG_CSV_ROWS);
     let t = app
         .create(json!({"taskType": "DATA_PROCESSING", "config": {
             "inputPath": "users.csv",
@@ -130,7 +133,7 @@ async fn data_processing_paused_midway_writes_every_valid_row_once(db: Db) {
         .wait_until(&id, 10.0, |t| t["checkpoint"]["row"].as_u64().is_some())
         .await;
     let row_at_pause = held["checkpoint"]["row"].as_u64().unwrap();
-    assert!(row_at_pause < 100_000, "paused too late: {held}");
+    assert!(row_at_pause < BIG_CSV_ROWS, "paused too late: {held}");
     let (status, resumed) = app.post_empty(&format!("/api/v1/tasks/{id}/resume")).await;
     assert_eq!(status, 200, "{resumed}");
     let done = app.wait_status(&id, "success", 60.0).await;
@@ -146,7 +149,7 @@ async fn data_processing_paused_midway_writes_every_valid_row_once(db: Db) {
     assert_eq!(ids.len(), unique.len(), "duplicated rows");
     assert_eq!(unique, valid);
     assert_eq!(rows[0]["name"], "Name, 0");
-    let invalid = 100_000 - valid.len() as u64;
+    let invalid = BIG_CSV_ROWS - valid.len() as u64;
     assert_eq!(done["result"]["valid"], valid.len() as u64, "{done}");
     assert_eq!(done["result"]["invalid"], invalid, "{done}");
     let rejects = std::fs::read_to_string(app.dir.path().join("out/users.rejects.jsonl"))
@@ -381,7 +384,7 @@ async fn python_task_returns_the_function_result_and_reports_progress(db: Db) {
 async fn data_processing_survives_kill_9_with_every_valid_row_once() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let valid = write_csv(&dir.path().join("users.csv"), 400_000);
+    let valid = write_csv(&dir.path().join("users.csv"), BIG_CSV_ROWS);
     let store_url = dir.path().join("steward.db").display().to_string();
     let mut s = crate::recovery::start(dir.path(), None).await;
     let t = s
@@ -418,8 +421,8 @@ async fn data_processing_survives_kill_9_with_every_valid_row_once() {
     }
     assert_eq!(seen, valid);
     assert_eq!(done["result"]["valid"], valid.len() as u64, "{done}");
-    assert_eq!(done["result"]["invalid"], 400_000 - valid.len() as u64);
-    assert_eq!(done["result"]["rows"], 400_000, "{done}");
+    assert_eq!(done["result"]["invalid"], BIG_CSV_ROWS - valid.len() as u64);
+    assert_eq!(done["result"]["rows"], BIG_CSV_ROWS, "{done}");
     assert!(
         logs.iter().any(|l| l["message"]
             .as_str()

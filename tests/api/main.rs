@@ -13,6 +13,7 @@ mod observability;
 mod recovery;
 mod schedules;
 mod scheduling;
+mod security;
 mod strategies;
 mod units;
 mod webhooks;

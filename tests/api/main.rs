@@ -5,6 +5,7 @@ mod ws_client;
 
 mod bad_input;
 mod batches;
+mod cli;
 mod control;
 mod events;
 mod execution;

@@ -199,17 +199,26 @@ impl Application {
         });
         let schedules = schedule_ctx.run(ScheduleActor::new(state.clone()));
         schedules.do_send(LoadAll);
-        match &config.admin_token {
-            Some(t) if !t.is_empty() => log::info!("listening on http://{addr} (bearer token required)"),
-            _ => log::warn!("listening on http://{addr} WITHOUT authentication (loopback only; set STEWARD_ADMIN_TOKEN to require a token)"),
+        let tokens = auth::Tokens::from_config(&config);
+        if tokens.enabled() {
+            log::info!(
+                "listening on http://{addr} (bearer token required; {} token(s) configured)",
+                tokens.len()
+            );
+        } else {
+            log::warn!("listening on http://{addr} WITHOUT authentication (loopback only; set STEWARD_ADMIN_TOKEN or tokens to require a token)");
         }
         let server_state = state.clone();
         let max_body = config.max_body_bytes;
-        let token = auth::Tokens::from_config(&config);
+        let tokens = web::Data::new(tokens);
+        let tickets = web::Data::new(auth::Tickets::new(Duration::from_secs_f64(
+            config.ws_ticket_ttl_secs,
+        )));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
-                .app_data(web::Data::new(token.clone()))
+                .app_data(tokens.clone())
+                .app_data(tickets.clone())
                 .wrap(middleware::from_fn(auth::require_token))
                 .wrap(middleware::from_fn(crate::api::metrics_routes::track))
                 .configure(|c| api::configure(c, max_body))

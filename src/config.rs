@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::auth::tokens::Secret;
 use crate::scheduler::Strategy;
 
 /// Every key of the system configuration. Field docs say why a knob exists.
@@ -53,9 +54,22 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Database connections for readers (the writer has its own).
     pub db_pool_size: u32,
-    /// Bearer token with full rights (also `STEWARD_ADMIN_TOKEN`). Without one, steward
-    /// serves without authentication and only on a loopback address.
-    pub admin_token: Option<String>,
+    /// Bearer token with full rights, named "admin" (also `STEWARD_ADMIN_TOKEN`). Without it
+    /// and without `tokens`, steward serves without authentication and only on loopback.
+    pub admin_token: Option<Secret>,
+    /// Further tokens with roles, each `{name, role, sha256}`: only the token's SHA-256 is
+    /// configured, so the file holds nothing that opens the server.
+    pub tokens: Vec<crate::auth::TokenSpec>,
+    /// Origins (`https://dash.example`) besides the server's own that may open a WebSocket.
+    pub allowed_origins: Vec<String>,
+    /// How long a ticket from `POST /api/v1/ws/ticket` stays usable.
+    pub ws_ticket_ttl_secs: f64,
+    /// When not empty, callback and webhook URLs must name one of these hosts (`example.com`,
+    /// `*.example.com`, an IP address or a CIDR range such as `10.0.0.0/8`).
+    pub webhook_allow_hosts: Vec<String>,
+    /// Callback and webhook URLs naming one of these hosts are refused (same forms), on top of
+    /// the link-local and cloud-metadata addresses that are always refused.
+    pub webhook_deny_hosts: Vec<String>,
     /// HTTP worker threads (0: one per core).
     pub http_workers: usize,
     /// Alert thresholds: resource use in percent, and the longest acceptable queue wait.
@@ -113,6 +127,11 @@ impl Default for Config {
             max_body_bytes: 64 * 1024 * 1024,
             db_pool_size: 8,
             admin_token: None,
+            tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+            ws_ticket_ttl_secs: 60.0,
+            webhook_allow_hosts: Vec::new(),
+            webhook_deny_hosts: Vec::new(),
             http_workers: 0,
             alert_cpu_percent: 95.0,
             alert_memory_percent: 90.0,
@@ -141,7 +160,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &str, message: impl Into<String>) -> Self {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
             message: message.into(),
@@ -270,11 +289,16 @@ impl Config {
                 ));
             }
         }
+        positive("ws_ticket_ttl_secs", self.ws_ticket_ttl_secs)?;
+        crate::auth::tokens::validate(self)?;
+        crate::webhooks::target::HostRules::validate(self)?;
         if let Ok(addr) = self.bind.parse::<SocketAddr>() {
-            if !addr.ip().is_loopback() && self.admin_token.as_deref().unwrap_or("").is_empty() {
+            let no_tokens =
+                self.admin_token.as_deref().unwrap_or("").is_empty() && self.tokens.is_empty();
+            if !addr.ip().is_loopback() && no_tokens {
                 return Err(ConfigError::new(
                     "bind",
-                    format!("{addr} is not a loopback address; set admin_token (STEWARD_ADMIN_TOKEN) to serve there"),
+                    format!("{addr} is not a loopback address; set admin_token (STEWARD_ADMIN_TOKEN) or tokens to serve there"),
                 ));
             }
         }
@@ -383,6 +407,8 @@ fn env_layer(
         };
         let value = match default {
             Value::String(_) => Value::String(raw),
+            // A token is taken as written, even when it looks like a number.
+            Value::Null if key == "admin_token" => Value::String(raw),
             Value::Array(_) if !raw.trim_start().starts_with('[') => Value::Array(
                 raw.split(',')
                     .map(|s| Value::String(s.trim().to_string()))
@@ -442,6 +468,29 @@ mod tests {
         assert!(err.message.contains("admin_token"), "{}", err.message);
         m.insert("admin_token".into(), Value::from("t"));
         assert!(Config::from_map(m).is_ok());
+    }
+
+    #[test]
+    fn tokens_come_from_the_environment_as_json_and_a_numeric_admin_token_stays_text() {
+        let hash = "a".repeat(64);
+        let vars = vec![
+            ("STEWARD_ADMIN_TOKEN".to_string(), "12345".to_string()),
+            (
+                "STEWARD_TOKENS".to_string(),
+                format!(r#"[{{"name": "ci", "role": "operator", "sha256": "{hash}"}}]"#),
+            ),
+        ];
+        let layer = env_layer(&as_map(&Config::default()), vars.into_iter()).unwrap();
+        let config = Config::from_map(layer).unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("12345"));
+        assert_eq!(config.tokens[0].name, "ci");
+        assert!(!format!("{config:?}").contains("12345"));
+        let mut m = Map::new();
+        m.insert(
+            "tokens".into(),
+            serde_json::json!([{"name": "ci", "role": "operator", "token": "plain"}]),
+        );
+        assert_eq!(Config::from_map(m).unwrap_err().key, "tokens");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The `steward` binary: `serve` (the default) and `migrate`.
+//! The `steward` binary: `serve` (the default), `migrate`, and the client commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use steward::Application;
 
 #[derive(Parser)]
 #[command(name = "steward", version, about = "A task orchestration server")]
+#[command(after_help = steward::cli::CLIENT_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -63,6 +64,10 @@ struct WorkerArgs {
 }
 
 fn main() -> ExitCode {
+    // `steward task|batch|schedule …` is the client, with its own flags (its --config is JSON).
+    if let Some(code) = steward::cli::run_if_client(std::env::args_os().collect()) {
+        return code;
+    }
     let cli = Cli::parse();
     let schedules = cli.schedules.clone();
     let overrides = Overrides {

@@ -82,7 +82,16 @@ pub fn register(state: &AppState, b: &Batch) {
 /// `POST /batches`: 201 with the batch view and `task_ids` in the order given.
 async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiResult<HttpResponse> {
     let by = caller(&req);
-    let (batch, ids) = create_batch(&state, body.into_inner(), &by, None).await?;
+    let mut body = body.into_inner();
+    if crate::auth::identity(&req).is_some() {
+        // An authenticated caller cannot attribute work to someone else: every task is its.
+        if let Some(tasks) = body.get_mut("tasks").and_then(Value::as_array_mut) {
+            for t in tasks.iter_mut().filter_map(Value::as_object_mut) {
+                t.remove("created_by");
+            }
+        }
+    }
+    let (batch, ids) = create_batch(&state, body, &by, None).await?;
     let batch_id = batch.id;
     let mut v =
         serde_json::to_value(view(&state, &batch_id).await?).map_err(|_| ApiError::internal())?;
@@ -156,14 +165,9 @@ pub fn prepare_batch(
         }
     }
     let callback_url = b.string(&["callback_url"])?;
-    if callback_url
-        .as_ref()
-        .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-    {
-        return Err(ApiError::field(
-            "callback_url",
-            "must be an http:// or https:// URL",
-        ));
+    if let Some(url) = &callback_url {
+        crate::webhooks::target::check_url(url, &state.hooks.host_rules())
+            .map_err(|m| ApiError::field("callback_url", m))?;
     }
     let specs = match b.raw(&["tasks"]) {
         Some(Value::Array(items)) if !items.is_empty() => items.clone(),

@@ -144,8 +144,12 @@ pub fn task_id(raw: &str) -> ApiResult<TaskId> {
         .map_err(|_| ApiError::not_found("task", format!("'{raw}'")))
 }
 
-/// Who is asking (token names come with authentication).
+/// Who is asking: the token's name when authentication is on, else the `X-Steward-User`
+/// header or "api".
 pub fn caller(req: &HttpRequest) -> String {
+    if let Some(who) = crate::auth::identity(req) {
+        return who.name;
+    }
     req.headers()
         .get("x-steward-user")
         .and_then(|v| v.to_str().ok())
@@ -205,6 +209,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(webhooks::configure)
             .configure(units::configure)
             .configure(crate::ws::configure)
+            .configure(crate::auth::configure)
             .default_service(web::to(not_found)),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))

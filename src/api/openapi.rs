@@ -125,6 +125,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/units/{id}", "One unit"),
     ("get", "/events", "Event replay: after_seq, limit"),
     ("get", "/ws", "WebSocket: live events"),
+    (
+        "post",
+        "/ws/ticket",
+        "A single-use WebSocket ticket for ?ticket= (any token)",
+    ),
     ("post", "/webhooks", "Subscribe a URL to events"),
     ("get", "/webhooks", "List webhooks"),
     ("get", "/webhooks/{id}", "One webhook"),

@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const SETTINGS_KEY: &str = "config";
 
 /// Keys read only at start-up: changing them is stored but takes a restart.
-const RESTART_KEYS: [&str; 10] = [
+const RESTART_KEYS: [&str; 9] = [
     "bind",
     "data_dir",
     "database_url",
@@ -36,15 +36,25 @@ const RESTART_KEYS: [&str; 10] = [
     "http_workers",
     "local_unit_capacity",
     "kill_grace_secs",
-    "admin_token",
     "public_url",
 ];
 
+/// Credentials are set in steward.toml or the environment only: over the API they would be
+/// stored in the database, and a stolen admin token could mint itself more.
+const CREDENTIAL_KEYS: [&str; 2] = ["admin_token", "tokens"];
+
+/// The configuration as shown: the admin token masked, the other tokens by name and role only.
 fn masked(c: &Config) -> Map<String, Value> {
     let mut m = c.to_map();
     if c.admin_token.is_some() {
         m.insert("admin_token".into(), json!("***"));
     }
+    let tokens: Vec<Value> = c
+        .tokens
+        .iter()
+        .map(|t| json!({"name": t.name, "role": t.role}))
+        .collect();
+    m.insert("tokens".into(), Value::Array(tokens));
     m
 }
 
@@ -54,16 +64,26 @@ async fn get_config(state: web::Data<AppState>) -> HttpResponse {
 
 /// Merges a partial change over the configuration in force and validates the result.
 fn merged(current: &Config, body: Value) -> ApiResult<(Config, Map<String, Value>)> {
-    let Value::Object(change) = body else {
+    let Value::Object(mut change) = body else {
         return Err(ApiError::new(
             ErrorCode::Validation,
             "the body must be an object of configuration keys",
         ));
     };
+    // A configuration read with GET and sent back whole carries the credentials as shown:
+    // unchanged, so nothing to refuse (and nothing to store).
+    let shown = masked(current);
+    change.retain(|k, v| !CREDENTIAL_KEYS.contains(&k.as_str()) || shown.get(k) != Some(v));
     let mut all = current.to_map();
     for (k, v) in &change {
         if !all.contains_key(k) {
             return Err(ApiError::field(k.clone(), "is not a configuration key"));
+        }
+        if CREDENTIAL_KEYS.contains(&k.as_str()) {
+            return Err(ApiError::field(
+                k.clone(),
+                "credentials are set in steward.toml or the environment, not over the API",
+            ));
         }
         all.insert(k.clone(), v.clone());
     }

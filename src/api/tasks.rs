@@ -61,7 +61,11 @@ type Data = web::Data<AppState>;
 
 /// `POST /tasks`: 201 with `Location`.
 async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiResult<HttpResponse> {
-    let spec = ctl::parse_new_task(&state, body.into_inner(), "")?;
+    let mut spec = ctl::parse_new_task(&state, body.into_inner(), "")?;
+    if let Some(who) = crate::auth::identity(&req) {
+        // An authenticated caller cannot attribute work to someone else.
+        spec.created_by = Some(who.name);
+    }
     let mut tasks = ctl::create(&state, vec![spec], &caller(&req)).await?;
     let task = tasks.pop().ok_or_else(ApiError::internal)?;
     let location = format!("/api/v1/tasks/{}", task.id);

@@ -134,7 +134,7 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
     let depends_on = b.task_ids(&["depends_on"])?.unwrap_or_default();
     let callback_url = b.string(&["callback_url"])?;
     if let Some(url) = &callback_url {
-        crate::webhooks::target::check_url(url)
+        crate::webhooks::target::check_url(url, &state.hooks.host_rules())
             .map_err(|m| ApiError::field(b.field_name("callback_url"), m))?;
     }
     let tags = b.strings(&["tags"])?.unwrap_or_default();

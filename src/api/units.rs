@@ -208,7 +208,8 @@ pub(crate) async fn register_unit(state: &AppState, body: Value) -> ApiResult<Va
             "https endpoints are not supported by this build; use http:// on a trusted network",
         ));
     }
-    crate::webhooks::target::check_url(&endpoint).map_err(|m| ApiError::field("endpoint", m))?;
+    crate::webhooks::target::check_url(&endpoint, &state.hooks.host_rules())
+        .map_err(|m| ApiError::field("endpoint", m))?;
     let capacity = b.i64(&["capacity"])?.unwrap_or(1);
     let spec = UnitSpec {
         name: b

@@ -28,7 +28,7 @@ async fn create(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult
     let url = b
         .string(&["url"])?
         .ok_or_else(|| ApiError::field("url", "is required"))?;
-    target::check_url(&url).map_err(|m| ApiError::field("url", m))?;
+    target::check_url(&url, &state.hooks.host_rules()).map_err(|m| ApiError::field("url", m))?;
     let kinds = b.strings(&["events"])?;
     if let Some(bad) = kinds
         .iter()

@@ -44,13 +44,16 @@ pub async fn run(hooks: Hooks, mut row: DeliveryRow) {
                 actix_rt::time::sleep(Duration::from_millis(wait)).await;
             }
         }
+        // The lists may have changed since the URL was accepted: a refused URL is not called.
+        let refused = super::target::check_url(&row.url, &hooks.host_rules()).err();
         let outcome = match row.webhook_id.as_deref().map(|id| hooks.get(id)) {
+            _ if refused.is_some() => Err((None, refused.clone().unwrap_or_default())),
             // The webhook was deleted meanwhile: its deliveries stop (and never go unsigned).
             Some(None) => Err((None, DELETED.to_string())),
             Some(Some(hook)) => attempt(&row, hook.secret.as_deref()).await,
             None => attempt(&row, None).await,
         };
-        let deleted = matches!(&outcome, Err((None, e)) if e == DELETED);
+        let deleted = refused.is_some() || matches!(&outcome, Err((None, e)) if e == DELETED);
         let (max_attempts, base) = hooks.retry_policy();
         row.attempts += 1;
         row.updated_at = now_ms();

@@ -157,6 +157,14 @@ impl Hooks {
         self.list().into_iter().find(|h| h.id == id)
     }
 
+    /// The allow and deny lists in force (they may change at run time).
+    pub fn host_rules(&self) -> target::HostRules {
+        match self.config.read() {
+            Ok(c) => target::HostRules::from_config(&c),
+            Err(p) => target::HostRules::from_config(&p.into_inner()),
+        }
+    }
+
     fn retry_policy(&self) -> (u32, f64) {
         match self.config.read() {
             Ok(c) => (c.webhook_max_attempts, c.webhook_backoff_secs),

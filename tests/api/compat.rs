@@ -532,7 +532,11 @@ async fn seed004_execution_units_answer_what_the_v1_registry_answers(db: Db) {
 }
 
 async fn aliases_need_the_token_and_forward_it(db: Db) {
-    let Some(app) = spawn_app_with(db, |c| c.admin_token = Some("s3cret".into())).await else {
+    let Some(app) = spawn_app_with(db, |c| {
+        c.admin_token = Some(steward::config::Secret::new("s3cret"))
+    })
+    .await
+    else {
         return;
     };
     // Act / Assert: no token, no answer

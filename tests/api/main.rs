@@ -5,6 +5,7 @@ mod ws_client;
 
 mod bad_input;
 mod batches;
+mod cli;
 mod compat;
 mod compat_mystocks;
 mod control;
@@ -16,6 +17,7 @@ mod recovery;
 mod remote_units;
 mod schedules;
 mod scheduling;
+mod security;
 mod strategies;
 mod units;
 mod webhooks;

@@ -32,6 +32,24 @@ impl Ws {
         Ws { conn }
     }
 
+    /// Opens `path` (with its query) with a handshake the caller adjusts (headers, origin);
+    /// the handshake's HTTP status when the server refuses it.
+    pub async fn open(
+        app: &TestApp,
+        path: &str,
+        adjust: impl FnOnce(awc::ws::WebsocketsRequest) -> awc::ws::WebsocketsRequest,
+    ) -> Result<Ws, u16> {
+        let url = app.url(path).replacen("http://", "ws://", 1);
+        match adjust(awc::Client::new().ws(url)).connect().await {
+            Ok((res, conn)) => {
+                assert_eq!(res.status().as_u16(), 101);
+                Ok(Ws { conn })
+            }
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+            Err(e) => panic!("WebSocket handshake failed: {e}"),
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.conn
             .send(Message::Text(text.to_string().into()))

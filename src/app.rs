@@ -121,6 +121,9 @@ impl Application {
             config.event_retention_secs,
             EVENT_PRUNE_INTERVAL,
         );
+        let syslog = crate::syslog::SystemLog::start(store.clone(), &events);
+        // Only the binary installs the logger tap; there is one application per process.
+        crate::syslog::tap_into(&syslog);
         let shared = Shared {
             store,
             events,
@@ -130,6 +133,7 @@ impl Application {
             typical: Default::default(),
             units: units_ctx.address(),
             remote_types: Default::default(),
+            syslog,
         };
 
         let scheduler = SchedulerActor::new(shared.clone()).start();
@@ -170,6 +174,14 @@ impl Application {
         scheduler.do_send(SetSupervisor(supervisor.clone()));
         ready.store(true, Ordering::SeqCst);
         log::info!("recovery done in {:?}", recovered.elapsed());
+        shared.syslog.info(
+            "server",
+            format!(
+                "steward {} started on {addr} ({} database)",
+                env!("CARGO_PKG_VERSION"),
+                shared.store.backend().name()
+            ),
+        );
 
         let metrics = crate::metrics::Metrics::new();
         seed_metrics(&shared.store, &metrics).await;
@@ -348,9 +360,12 @@ async fn recover(
         }
     }
     if running + paused + pending.len() > 0 {
-        log::info!(
-            "recovering {running} running, {paused} paused and {} pending task(s)",
-            pending.len()
+        shared.syslog.info(
+            "recovery",
+            format!(
+                "recovering {running} running, {paused} paused and {} pending task(s)",
+                pending.len()
+            ),
         );
     }
     scheduler.do_send(Enqueue { tasks: pending });

@@ -13,6 +13,7 @@ pub mod events;
 pub mod paths;
 pub mod scheduler;
 pub mod store;
+pub mod syslog;
 pub mod units;
 pub mod webhooks;
 pub mod worker;

@@ -101,7 +101,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    logger.init();
+    // The tap also records steward's warnings and errors in the system log (`/api/v1/logs`).
+    let inner = logger.build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(steward::syslog::Tap { inner })).is_ok() {
+        log::set_max_level(max);
+    }
     if let Some(e) = file_error {
         log::error!("{e}");
     }

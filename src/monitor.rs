@@ -72,7 +72,6 @@ pub async fn raise(shared: &Shared, a: AlertSpec) {
     };
     match shared.store.write(move |c| qa::raise(c, row)).await {
         Ok((row, true)) => {
-            log::warn!("alert [{}] {}: {}", row.level, row.title, row.message);
             let view = serde_json::to_value(AlertView::from(row)).unwrap_or(Value::Null);
             shared.events.publish(EventBody::Alert {
                 alert: view,
@@ -279,7 +278,10 @@ impl Actor for Monitor {
                 if days > 0.0 {
                     let n = prune(&shared, days).await;
                     if n > 0 {
-                        log::info!("pruned {n} finished task(s) older than {days} days");
+                        shared.syslog.info(
+                            "maintenance",
+                            format!("pruned {n} finished task(s) older than {days} days"),
+                        );
                     }
                 }
             });
@@ -290,6 +292,13 @@ impl Actor for Monitor {
 /// Deletes finished tasks older than `days`, a chunk per transaction; returns how many.
 pub async fn prune(shared: &Shared, days: f64) -> usize {
     let before = now_ms() - (days * 86_400_000.0) as i64;
+    if let Err(e) = shared
+        .store
+        .write(move |c| crate::store::system_logs::prune(c, before))
+        .await
+    {
+        log::error!("pruning the system log failed: {e}");
+    }
     let mut total = 0;
     loop {
         match shared

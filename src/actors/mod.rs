@@ -73,6 +73,8 @@ pub struct Shared {
     pub units: actix::Addr<unit_manager::UnitManager>,
     /// Task types served by registered remote units.
     pub remote_types: unit_manager::RemoteTypes,
+    /// steward's own notable events, searchable at `/api/v1/logs`.
+    pub syslog: crate::syslog::SystemLog,
 }
 
 /// A short-lived cache of the mean duration of recent successes, by task type.

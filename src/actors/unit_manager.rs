@@ -299,7 +299,7 @@ impl UnitManager {
         r.online = false;
         r.connected = false;
         let name = r.row.unit_name.clone();
-        log::warn!("unit {name} ({id}) missed its heartbeats for {timeout} s: OFFLINE");
+        log::info!("unit {name} ({id}) missed its heartbeats for {timeout} s: OFFLINE");
         if let Some(addr) = &r.addr {
             addr.do_send(LoseAll {
                 reason: format!("unit {name} went offline (no heartbeat for {timeout} s)"),

@@ -144,23 +144,52 @@ impl From<HistoryRow> for HistoryView {
 
 #[derive(Serialize)]
 pub struct LogView {
+    /// Task log lines have positive ids, system log lines negative ones (unique across both).
     pub id: i64,
-    pub task_id: String,
-    pub attempt: i32,
+    /// `task` or `system`.
+    pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// The part of steward a system line comes from (`units`, `alerts`, `config`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
     pub level: String,
     pub message: String,
     pub timestamp: String,
+    #[serde(skip)]
+    pub at: i64,
 }
 
 impl From<LogRow> for LogView {
     fn from(r: LogRow) -> Self {
         LogView {
             id: r.id,
-            task_id: r.task_id,
-            attempt: r.attempt,
+            source: "task",
+            task_id: Some(r.task_id),
+            attempt: Some(r.attempt),
+            component: None,
             level: r.level,
             message: r.message,
             timestamp: rfc3339(r.at),
+            at: r.at,
+        }
+    }
+}
+
+impl From<crate::store::system_logs::SystemLogRow> for LogView {
+    fn from(r: crate::store::system_logs::SystemLogRow) -> Self {
+        LogView {
+            id: -r.id,
+            source: "system",
+            task_id: None,
+            attempt: None,
+            component: Some(r.component),
+            level: r.level,
+            message: r.message,
+            timestamp: rfc3339(r.at),
+            at: r.at,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::monitor::{disk_usage, process_rss, prune};
 use crate::resources::Sampler;
 use crate::store::alerts::{self as qa, AlertQuery, AlertView};
+use crate::store::system_logs as qs;
 use crate::store::tasks::{self as q, LogSearch, TaskQuery};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -83,7 +84,18 @@ async fn acknowledge(
     Ok(HttpResponse::Ok().json(AlertView::from(row)))
 }
 
-fn log_search(b: &Body, p: Option<&Params>) -> ApiResult<LogSearch> {
+/// Which logs a search covers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sources {
+    Tasks,
+    System,
+    Both,
+}
+
+/// How deep a search over both sources may page (each source is read up to this far).
+const MERGE_WINDOW: i64 = 10_000;
+
+fn log_search(b: &Body, p: Option<&Params>) -> ApiResult<(LogSearch, Sources)> {
     let get = |k: &str| -> ApiResult<Option<String>> {
         match p {
             Some(p) => Ok(p.str(k).map(String::from)),
@@ -114,7 +126,24 @@ fn log_search(b: &Body, p: Option<&Params>) -> ApiResult<LogSearch> {
                 .ok_or_else(|| ApiError::field(k, format!("'{s}' is not an RFC 3339 time"))),
         }
     };
-    Ok(LogSearch {
+    let sources = match (get("source")?.as_deref(), task_id.is_some()) {
+        (None, true) | (Some("task"), _) => Sources::Tasks,
+        (Some("system"), false) => Sources::System,
+        (None, false) => Sources::Both,
+        (Some("system"), true) => {
+            return Err(ApiError::field(
+                "source",
+                "system log lines belong to no task; drop task_id or the source",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(ApiError::field(
+                "source",
+                format!("'{other}' is not task or system"),
+            ))
+        }
+    };
+    let search = LogSearch {
         task_id,
         min_level,
         text: get("q")?.or(get("text")?),
@@ -122,22 +151,65 @@ fn log_search(b: &Body, p: Option<&Params>) -> ApiResult<LogSearch> {
         before: time("before")?,
         offset: 0,
         limit: 50,
-    })
+    };
+    Ok((search, sources))
 }
 
-/// `GET /logs?level=&task_id=&q=&after=&before=&page=&limit=`: task log lines, newest first.
+/// A page of log lines from the task logs, the system log, or both (newest first).
+async fn find_logs(
+    state: &AppState,
+    s: LogSearch,
+    sources: Sources,
+) -> ApiResult<(Vec<LogView>, i64)> {
+    let store = &state.shared.store;
+    match sources {
+        Sources::Tasks => {
+            let (rows, total) = store.read(move |c| q::search_logs(c, &s)).await?;
+            Ok((rows.into_iter().map(Into::into).collect(), total))
+        }
+        Sources::System => {
+            let (rows, total) = store.read(move |c| qs::search(c, &s)).await?;
+            Ok((rows.into_iter().map(Into::into).collect(), total))
+        }
+        Sources::Both => {
+            let (offset, limit) = (s.offset, s.limit);
+            if offset + limit > MERGE_WINDOW {
+                return Err(ApiError::field(
+                    "page",
+                    format!("pages beyond line {MERGE_WINDOW} of both logs together need source=task or source=system, or a narrower time range"),
+                ));
+            }
+            // Each source's first offset+limit lines hold the merged page.
+            let mut window = s;
+            window.offset = 0;
+            window.limit = offset + limit;
+            let (tasks, system) = store
+                .read(move |c| Ok((q::search_logs(c, &window)?, qs::search(c, &window)?)))
+                .await?;
+            let total = tasks.1 + system.1;
+            let mut all: Vec<LogView> = tasks.0.into_iter().map(LogView::from).collect();
+            all.extend(system.0.into_iter().map(LogView::from));
+            all.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.abs().cmp(&a.id.abs())));
+            Ok((
+                all.into_iter()
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .collect(),
+                total,
+            ))
+        }
+    }
+}
+
+/// `GET /logs?level=&task_id=&source=&q=&after=&before=&page=&limit=`: task and system log
+/// lines, newest first.
 async fn logs(state: Data, query: web::Query<HashMap<String, String>>) -> ApiResult<HttpResponse> {
     let p = Params(query.into_inner());
     let (page, limit, offset) = p.page()?;
-    let mut s = log_search(&Body::new(json!({}))?, Some(&p))?;
+    let (mut s, sources) = log_search(&Body::new(json!({}))?, Some(&p))?;
     s.offset = offset;
     s.limit = limit;
-    let (rows, total) = state
-        .shared
-        .store
-        .read(move |c| q::search_logs(c, &s))
-        .await?;
-    let items: Vec<LogView> = rows.into_iter().map(Into::into).collect();
+    let (items, total) = find_logs(&state, s, sources).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         page,
@@ -160,15 +232,10 @@ async fn search_logs(state: Data, body: web::Json<Value>) -> ApiResult<HttpRespo
             format!("{limit} is outside 1..=1000"),
         ));
     }
-    let mut s = log_search(&b, None)?;
+    let (mut s, sources) = log_search(&b, None)?;
     s.offset = (page - 1) * limit;
     s.limit = limit;
-    let (rows, total) = state
-        .shared
-        .store
-        .read(move |c| q::search_logs(c, &s))
-        .await?;
-    let items: Vec<LogView> = rows.into_iter().map(Into::into).collect();
+    let (items, total) = find_logs(&state, s, sources).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         page,
@@ -177,18 +244,24 @@ async fn search_logs(state: Data, body: web::Json<Value>) -> ApiResult<HttpRespo
     }))
 }
 
+/// `GET /logs/{id}`: a task log line (positive id) or a system log line (negative id).
 async fn log_line(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let raw = path.into_inner();
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::not_found("log line", &raw))?;
-    let row = state.shared.store.read(move |c| q::log_line(c, id)).await?;
-    let row = row.ok_or_else(|| ApiError::not_found("log line", id))?;
-    Ok(HttpResponse::Ok().json(LogView::from(row)))
+    let view = if id < 0 {
+        let row = state.shared.store.read(move |c| qs::get(c, -id)).await?;
+        row.map(LogView::from)
+    } else {
+        let row = state.shared.store.read(move |c| q::log_line(c, id)).await?;
+        row.map(LogView::from)
+    };
+    Ok(HttpResponse::Ok().json(view.ok_or_else(|| ApiError::not_found("log line", id))?))
 }
 
 /// `POST /maintenance/cleanup {"days": N}`: deletes finished tasks older than N days.
-async fn cleanup(state: Data, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn cleanup(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiResult<HttpResponse> {
     let b = Body::new(body.into_inner())?;
     let days = b.f64(&["days"])?.unwrap_or(7.0);
     if days < 0.0 {
@@ -198,6 +271,13 @@ async fn cleanup(state: Data, body: web::Json<Value>) -> ApiResult<HttpResponse>
         ));
     }
     let deleted = prune(&state.shared, days).await;
+    state.shared.syslog.info(
+        "maintenance",
+        format!(
+            "cleanup by {} removed {deleted} finished task(s) older than {days} days",
+            caller(&req)
+        ),
+    );
     crate::app::reseed_metrics(&state).await;
     Ok(HttpResponse::Ok().json(json!({"success": true, "deleted": deleted, "days": days})))
 }

@@ -99,7 +99,11 @@ async fn validate(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResu
 
 /// `PUT /system/config`: applies what can be applied now, stores the change, and says which
 /// keys need a restart.
-async fn put_config(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
+async fn put_config(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     let current = state.shared.config();
     let (config, change) = merged(&current, body.into_inner())?;
     let before = current.to_map();
@@ -154,7 +158,15 @@ async fn put_config(state: web::Data<AppState>, body: web::Json<Value>) -> ApiRe
         Err(p) => *p.into_inner() = live.clone(),
     }
     state.scheduler.send(ApplyConfig(live.clone())).await?;
-    log::info!("configuration changed: {}", changed.join(", "));
+    let mut note = format!(
+        "configuration changed by {}: {}",
+        super::caller(&req),
+        changed.join(", ")
+    );
+    if !restart.is_empty() {
+        note.push_str(&format!(" (needs a restart: {})", restart.join(", ")));
+    }
+    state.shared.syslog.info("config", note);
     Ok(HttpResponse::Ok()
         .json(json!({"config": masked(&live), "applied": hot, "restart_required": restart})))
 }

@@ -3,6 +3,19 @@
 //! single transaction (each write in its own savepoint) and answers each caller only after the
 //! commit that makes its change durable. No database call ever runs on an async worker thread.
 
+/// Runs a multi-row insert on the concrete connection: the multi-backend cannot express a
+/// batch `INSERT` (SQLite's dialect differs), so each backend gets its own monomorphic copy.
+macro_rules! batch_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::store::DbConn::Sqlite(c) => {
+                diesel::insert_into($table).values($rows).execute(c)
+            }
+            $crate::store::DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+
 pub mod alerts;
 pub mod batches;
 pub mod conn;
@@ -10,6 +23,7 @@ pub mod events;
 pub mod rows;
 pub mod schedules;
 pub mod schema;
+pub mod system_logs;
 pub mod tasks;
 pub mod units;
 pub mod webhooks;

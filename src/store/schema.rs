@@ -220,3 +220,13 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    system_logs (id) {
+        id -> BigInt,
+        level -> Text,
+        component -> Text,
+        message -> Text,
+        at -> BigInt,
+    }
+}

@@ -92,7 +92,7 @@ impl Default for TaskQuery {
 }
 
 /// Escapes LIKE wildcards so user text matches literally (with `\` as the escape character).
-fn like_literal(s: &str) -> String {
+pub(crate) fn like_literal(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
@@ -170,17 +170,6 @@ fn ordered(
         FinishedAt => by!(tasks::finished_at),
         Type => by!(tasks::task_type),
     }
-}
-
-/// Runs a multi-row insert on the concrete connection: the multi-backend cannot express a
-/// batch `INSERT` (SQLite's dialect differs), so each backend gets its own monomorphic copy.
-macro_rules! batch_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn {
-            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
-        }
-    };
 }
 
 fn to_tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>, StoreError> {

@@ -9,6 +9,7 @@ both_backends!(
     prometheus_metrics_are_present_and_move_when_tasks_run,
     repeated_failures_fold_into_one_alert_that_can_be_acknowledged,
     logs_search_finds_a_line_a_command_printed,
+    system_events_are_searchable_beside_task_logs,
     cleanup_removes_old_finished_tasks_and_nothing_live,
 );
 
@@ -90,6 +91,92 @@ async fn logs_search_finds_a_line_a_command_printed(db: Db) {
         .post("/api/v1/logs/search", json!({"level": "LOUD"}))
         .await;
     assert_eq!((status, e["error"]["field"].as_str()), (400, Some("level")));
+}
+
+/// Polls a log search until it finds something.
+async fn find_logs(app: &TestApp, query: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, found) = app.get(&format!("/api/v1/logs?{query}")).await;
+        assert_eq!(status, 200, "{found}");
+        if found["total"].as_i64() > Some(0) {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing found for {query}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+async fn system_events_are_searchable_beside_task_logs(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    // Arrange: a configuration change, a task that prints, and a unit that goes away.
+    let (status, _) = app
+        .put("/api/v1/system/config", json!({"max_parallel_tasks": 3}))
+        .await;
+    assert_eq!(status, 200);
+    let t = app.create(json!({"type": "command", "config": {"program": "sh", "args": ["-c", "echo from-the-task"]}})).await;
+    app.wait_status(&id_of(&t), "success", 10.0).await;
+    let (status, unit) = app
+        .post(
+            "/api/v1/units",
+            json!({"unit_name": "gone", "endpoint": "http://127.0.0.1:9",
+                                      "task_types": ["x"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{unit}");
+    app.delete(&format!("/api/v1/units/{}", unit["id"].as_str().unwrap()))
+        .await;
+
+    // Act
+    let config = find_logs(&app, "source=system&q=configuration%20changed").await;
+    let started = find_logs(&app, "source=system&q=started").await;
+    let units = find_logs(&app, "source=system&q=DEREGISTERED").await;
+    let both = find_logs(&app, "limit=1000").await;
+    let line = config["items"][0]["id"].as_i64().unwrap();
+    let (status, one) = app.get(&format!("/api/v1/logs/{line}")).await;
+    let (bad, e) = app.get("/api/v1/logs?source=kernel").await;
+    let (clash, _) = app
+        .get(&format!("/api/v1/logs?source=system&task_id={}", id_of(&t)))
+        .await;
+
+    // Assert
+    let c = &config["items"][0];
+    assert_eq!(c["source"], "system");
+    assert_eq!(c["component"], "config");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_parallel_tasks"),
+        "{c}"
+    );
+    assert!(line < 0, "system lines have negative ids");
+    assert_eq!((status, &one["message"]), (200, &c["message"]));
+    assert_eq!(started["items"][0]["component"], "server");
+    assert_eq!(units["items"][0]["component"], "units");
+    let sources: std::collections::HashSet<&str> = both["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["source"].as_str())
+        .collect();
+    assert_eq!(sources, ["task", "system"].into_iter().collect());
+    let stamps: Vec<&str> = both["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["timestamp"].as_str())
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(stamps, sorted, "newest first across both logs");
+    assert_eq!((bad, e["error"]["field"].as_str()), (400, Some("source")));
+    assert_eq!(clash, 400);
 }
 
 async fn cleanup_removes_old_finished_tasks_and_nothing_live(db: Db) {

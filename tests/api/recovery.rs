@@ -271,3 +271,30 @@ async fn config_changes_survive_a_restart_sqlite() {
 async fn config_changes_survive_a_restart_postgres() {
     config_changes_apply_at_once_and_survive_a_restart(Db::Postgres).await
 }
+
+/// The binary's own warnings land in the system log: here, that it serves without a token.
+#[actix_web::test]
+async fn the_binary_records_its_warnings_in_the_system_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let (status, found) = s
+            .app
+            .get("/api/v1/logs?source=system&level=WARNING&q=WITHOUT%20authentication")
+            .await;
+        assert_eq!(status, 200, "{found}");
+        if found["total"].as_i64() > Some(0) {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the warning never reached the system log"
+        );
+        actix_rt::time::sleep(Duration::from_millis(25)).await;
+    };
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    assert_eq!(found["items"][0]["level"], "WARNING");
+    assert_eq!(found["items"][0]["component"], "app");
+}

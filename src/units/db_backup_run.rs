@@ -183,6 +183,10 @@ pub(crate) async fn run_job(
         );
     }
     let result = async {
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Halt::Failed(format!("{}: {}", dir.display(), describe_io(&e))))?;
+        }
         let mut facts = match (spec.kind, &database) {
             (DbKind::Sqlite, Some(db)) => {
                 db_sqlite::backup(&mut ctx, &spec, db, &temps.raw).await?

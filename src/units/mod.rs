@@ -12,6 +12,7 @@ pub mod db_backup;
 pub mod db_backup_run;
 pub mod db_postgres;
 pub mod db_sqlite;
+pub mod db_target;
 pub mod ffmpeg;
 pub mod fields;
 pub mod http;

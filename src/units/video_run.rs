@@ -265,6 +265,12 @@ async fn segmented(
     let list = files.dir.join("concat.txt");
     std::fs::write(&list, ffmpeg::concat_list(&names)).map_err(|e| halt_io(&list, e))?;
     let joined = files.temp("joined");
+    ctx.report(Report::Progress {
+        progress: None,
+        stage: Some("joining".into()),
+        message: Some(format!("joining {n} segments")),
+        checkpoint: None,
+    });
     let span = Span {
         offset: 0.0,
         duration: None,

@@ -3,12 +3,15 @@
 mod helpers;
 mod ws_client;
 
+mod backups;
+mod backups_pg;
 mod bad_input;
 mod batches;
 mod control;
 mod events;
 mod execution;
 mod listing;
+mod media;
 mod observability;
 mod recovery;
 mod schedules;

@@ -12,6 +12,7 @@ mod events;
 mod execution;
 mod listing;
 mod media;
+mod media_recovery;
 mod observability;
 mod recovery;
 mod schedules;

@@ -1,7 +1,6 @@
 //! `video_processing` with the real ffmpeg: a transcode paused and resumed mid-run, cancel,
-//! a corrupt input, a segmented run that survives kill -9 of the server, and the type's
-//! unavailability on a server without ffmpeg. Without ffmpeg these tests are skipped with a
-//! note, unless CI is set, when they fail.
+//! a corrupt input and refused configs. Runs across server restarts are in `media_recovery`.
+//! Without ffmpeg these tests are skipped with a note, unless CI is set, when they fail.
 
 use std::path::Path;
 use std::process::Command;
@@ -41,7 +40,7 @@ pub(crate) fn have_ffmpeg() -> bool {
 }
 
 /// A test pattern with a tone: `secs` seconds of 160x120 at 25 fps, MPEG-4 video and AAC.
-fn make_input(path: &Path, secs: u32) {
+pub(crate) fn make_input(path: &Path, secs: u32) {
     let status = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -63,7 +62,7 @@ fn make_input(path: &Path, secs: u32) {
 }
 
 /// ffprobe's view of a file's video stream and duration.
-fn probe(path: &Path) -> (Value, f64) {
+pub(crate) fn probe(path: &Path) -> (Value, f64) {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -93,7 +92,7 @@ fn probe(path: &Path) -> (Value, f64) {
 }
 
 /// The names in a directory.
-fn entries(dir: &Path) -> Vec<String> {
+pub(crate) fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
@@ -269,135 +268,4 @@ async fn video_corrupt_input_fails_clearly_and_bad_configs_are_refused(db: Db) {
         .expect("video_processing listed");
     assert_eq!(video["available"], true, "{video}");
     assert!(video["config_schema"]["properties"]["enableCheckpoint"].is_object());
-}
-
-/// kill -9 of the server during a segmented transcode: the restarted server resumes at the
-/// first unfinished segment, and the joined video has every frame once.
-#[actix_web::test]
-async fn video_checkpointed_run_resumes_after_kill_9_from_the_last_finished_segment() {
-    if !have_ffmpeg() {
-        return;
-    }
-    // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    make_input(&dir.path().join("clip.mp4"), 6);
-    let store_url = dir.path().join("steward.db").display().to_string();
-    let mut s = crate::recovery::start(dir.path(), None).await;
-    let t = s
-        .app
-        .create(json!({"type": "video_processing", "config": {
-            "inputFile": "clip.mp4", "outputFile": "clip_h264.mp4", "codec": "h264",
-            "resolution": "320x240", "enableCheckpoint": true, "segmentSecs": 1,
-            "readRate": 1.0}}))
-        .await;
-    let id = id_of(&t);
-    crate::recovery::wait_stored(&store_url, &id, |t| {
-        t.checkpoint
-            .as_ref()
-            .is_some_and(|c| c["segments_done"].as_u64() >= Some(2))
-    })
-    .await;
-
-    // Act: kill -9 mid-run, start again on the same data
-    s.child.kill().expect("SIGKILL");
-    s.child.wait().expect("reap");
-    let mut s = crate::recovery::start(dir.path(), None).await;
-    let done = s.app.wait_status(&id, "success", 90.0).await;
-    let logs: Vec<String> = s
-        .app
-        .logs(&id)
-        .await
-        .iter()
-        .filter_map(|l| l["message"].as_str().map(String::from))
-        .collect();
-    let _ = s.child.kill();
-    let _ = s.child.wait();
-
-    // Assert
-    let resumed = done["result"]["resumed_from_segment"].as_u64().unwrap_or(0);
-    assert!(resumed >= 2, "did not resume from the checkpoint: {done}");
-    assert_eq!(done["result"]["segments"], 6, "{done}");
-    assert!(
-        logs.iter()
-            .any(|l| l.starts_with(&format!("resuming at segment {} of 6", resumed + 1))),
-        "{logs:?}"
-    );
-    assert_eq!(
-        logs.iter()
-            .filter(|l| *l == "segment 1 of 6 finished")
-            .count(),
-        1,
-        "the first segment was encoded again: {logs:?}"
-    );
-    let (video, duration) = probe(&dir.path().join("clip_h264.mp4"));
-    assert_eq!(video["nb_read_frames"], "150", "{video}");
-    assert!((duration - 6.0).abs() < 0.3, "duration {duration}");
-    let mut left = entries(dir.path());
-    left.retain(|n| n.starts_with(".clip_h264"));
-    assert!(left.is_empty(), "temporaries left behind: {left:?}");
-}
-
-/// A server without ffmpeg (or pg_dump) on its PATH: the type is listed as unavailable with the
-/// reason, its tasks fail saying so, PostgreSQL backups are refused, SQLite backups still run.
-#[actix_web::test]
-async fn without_ffmpeg_video_is_unavailable_and_says_why() {
-    // Arrange: a server whose PATH holds no tools at all
-    let dir = tempfile::tempdir().unwrap();
-    let empty = tempfile::tempdir().unwrap();
-    let path = empty.path().display().to_string();
-    let mut s =
-        crate::recovery::start_with(dir.path(), None, &[], &[("PATH", path.as_str())]).await;
-    crate::backups::make_db(&dir.path().join("app.db"), 500);
-
-    // Act
-    let (_, types) = s.app.get("/api/v1/task-types").await;
-    let video = s
-        .app
-        .create(
-            json!({"type": "video_processing", "max_retries": 0, "config": {
-            "inputFile": "in.mp4", "outputFile": "out.mp4"}}),
-        )
-        .await;
-    let failed = s.app.wait_status(&id_of(&video), "failed", 20.0).await;
-    let (pg_status, pg) = s
-        .app
-        .post(
-            "/api/v1/tasks",
-            json!({"type": "database_backup", "config": {
-            "dbType": "postgresql", "database": "app", "outputPath": "app.dump"}}),
-        )
-        .await;
-    let sqlite = s
-        .app
-        .create(json!({"type": "database_backup", "config": {
-            "dbType": "sqlite", "database": "app.db", "outputPath": "app.backup.db"}}))
-        .await;
-    let sqlite = s.app.wait_status(&id_of(&sqlite), "success", 20.0).await;
-    let _ = s.child.kill();
-    let _ = s.child.wait();
-
-    // Assert
-    let listed = types
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["type"] == "video_processing"))
-        .expect("video_processing listed")
-        .clone();
-    assert_eq!(listed["available"], false, "{listed}");
-    let reason = listed["unavailable_reason"].as_str().unwrap_or("");
-    assert!(
-        reason.contains("ffmpeg") && reason.contains("not found"),
-        "{reason}"
-    );
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains("ffmpeg") && error.contains("not found"),
-        "{error}"
-    );
-    assert_eq!(pg_status, 400, "{pg}");
-    assert_eq!(pg["error"]["field"], "config.dbType");
-    assert!(
-        pg["error"]["message"].as_str().unwrap().contains("pg_dump"),
-        "{pg}"
-    );
-    assert_eq!(sqlite["result"]["integrity_check"], "ok", "{sqlite}");
 }

@@ -4,8 +4,13 @@
 //! connections open, and cancel stops it there) and lets it go on. Values the work cannot
 //! move between threads (rusqlite's `Backup`) live on that one thread.
 
+use std::time::{Duration, Instant};
+
 use super::{JobContext, Report};
 use crate::domain::LogLevel;
+
+/// Progress reports are at most this frequent (the safe point is passed at every step).
+const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// One step's report: what stage the work is in and how far.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,14 +72,20 @@ pub async fn drive<T: Send + 'static>(
         })
         .map_err(|e| Halt::Failed(format!("cannot start a worker thread: {e}")))?;
     let mut cancelled = false;
+    let mut last_report: Option<(Instant, &'static str)> = None;
     while let Some(step) = reports.recv().await {
-        let pct = progress(&step);
-        ctx.report(Report::Progress {
-            progress: Some(pct),
-            stage: Some(step.stage.to_string()),
-            message: None,
-            checkpoint: None,
+        let due = last_report.is_none_or(|(at, stage)| {
+            at.elapsed() >= REPORT_EVERY || stage != step.stage || step.done >= step.total
         });
+        if due {
+            ctx.report(Report::Progress {
+                progress: Some(progress(&step)),
+                stage: Some(step.stage.to_string()),
+                message: None,
+                checkpoint: None,
+            });
+            last_report = Some((Instant::now(), step.stage));
+        }
         if ctx.control() == super::Control::Pause {
             ctx.log(
                 LogLevel::Info,

@@ -29,9 +29,24 @@ fn pg_parts() -> (String, String, String) {
     (user.to_string(), host.to_string(), db.to_string())
 }
 
+/// A test schema on the test PostgreSQL, dropped when this goes out of scope (also when the
+/// test fails).
+struct TestSchema {
+    conn: PgConnection,
+    name: String,
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let _ = self
+            .conn
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
 /// A schema with tables `a` (1000 rows), `b` (500) and `c` (empty); `None` when PostgreSQL is
 /// unreachable (the backend tests skip or fail the same way).
-fn pg_schema() -> Option<(PgConnection, String)> {
+fn pg_schema() -> Option<TestSchema> {
     let mut conn = match PgConnection::establish(&pg_base_url()) {
         Ok(c) => c,
         Err(e) => {
@@ -53,7 +68,7 @@ fn pg_schema() -> Option<(PgConnection, String)> {
          CREATE TABLE {schema}.c(x jsonb);"
     ))
     .expect("make the test schema");
-    Some((conn, schema))
+    Some(TestSchema { conn, name: schema })
 }
 
 fn pg_restore_list(archive: &Path) -> String {
@@ -74,9 +89,10 @@ async fn postgres_backup_is_verified_and_lists_the_tables(db: Db) {
     let Some(app) = spawn_app(db).await else {
         return;
     };
-    let Some((mut conn, schema)) = pg_schema() else {
+    let Some(test_schema) = pg_schema() else {
         return;
     };
+    let schema = test_schema.name.clone();
     let (user, host, database) = pg_parts();
 
     // Act
@@ -89,8 +105,6 @@ async fn postgres_backup_is_verified_and_lists_the_tables(db: Db) {
     let id = id_of(&t);
     let done = app.wait_status(&id, "success", 60.0).await;
     let logs = app.logs(&id).await;
-    conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .unwrap();
 
     // Assert
     let r = &done["result"];
@@ -257,9 +271,10 @@ async fn backup_configs_with_passwords_or_bad_fields_are_refused(db: Db) {
 /// password goes to pg_dump through its environment and shows up nowhere in the task.
 #[actix_web::test]
 async fn postgres_backup_reads_its_connection_from_a_server_environment_variable() {
-    let Some((mut conn, schema)) = pg_schema() else {
+    let Some(test_schema) = pg_schema() else {
         return;
     };
+    let schema = test_schema.name.clone();
     // Arrange
     let (user, host, database) = pg_parts();
     let url = format!("postgresql://{user}:not-a-real-secret@{host}/{database}");
@@ -279,8 +294,6 @@ async fn postgres_backup_reads_its_connection_from_a_server_environment_variable
     let logs = s.app.logs(&id).await;
     let _ = s.child.kill();
     let _ = s.child.wait();
-    conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .unwrap();
 
     // Assert
     assert_eq!(done["result"]["tables"], 3, "{done}");

@@ -257,6 +257,15 @@ pub fn publish(part: &Path, output: &Path, sha256: Option<&str>) -> io::Result<(
     Ok(())
 }
 
+/// [`publish`] on the blocking pool (it syncs the file, which can take a while).
+pub async fn publish_blocking(part: &Path, output: &Path, sha256: Option<&str>) -> io::Result<()> {
+    let (part, output) = (part.to_path_buf(), output.to_path_buf());
+    let sha256 = sha256.map(String::from);
+    tokio::task::spawn_blocking(move || publish(&part, &output, sha256.as_deref()))
+        .await
+        .map_err(io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

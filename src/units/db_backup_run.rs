@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use super::artifact::{
-    checksum_path, describe_io, gunzip_file, gzip_file, hash_file, kill_leftover, publish,
+    checksum_path, describe_io, gunzip_file, gzip_file, hash_file, kill_leftover, publish_blocking,
     remove_files, temp_beside,
 };
 use super::db_backup::{DbKind, Spec};
@@ -200,7 +200,8 @@ pub(crate) async fn run_job(
             facts.extend(verify(&mut ctx, &spec, &temps, &sealed, &sha256).await?);
         }
         ctx.safe_point().await.map_err(|_| Halt::Cancelled)?;
-        publish(&sealed, &output, Some(&sha256))
+        publish_blocking(&sealed, &output, Some(&sha256))
+            .await
             .map_err(|e| Halt::Failed(format!("{}: {}", output.display(), describe_io(&e))))?;
         Ok((facts, sha256, bytes))
     }

@@ -1,7 +1,7 @@
-//! ffmpeg and ffprobe for `video_processing`: the codec table, probing an input, the
-//! argument lists of a transcode (whole, or one time segment) and of the final concat, the
-//! segment plan, and reading `-progress pipe:1` output. Pure where it can be, so it is tested
-//! without a video.
+//! ffmpeg and ffprobe for `video_processing`: the codec table, probing an input, the encoders
+//! this machine has, the argument lists of a transcode (whole, or one time segment) and of the
+//! final concat, the segment plan, and reading `-progress pipe:1` output. Pure where it can
+//! be, so most of it is tested without a video.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -222,6 +222,57 @@ pub fn progress_secs(line: &str) -> Option<f64> {
         .parse::<i64>()
         .ok()?;
     (us >= 0).then(|| us as f64 / 1_000_000.0)
+}
+
+/// What ffprobe says about `input`, or why it cannot read it.
+pub async fn probe(input: &Path) -> Result<Probe, String> {
+    let out = tokio::process::Command::new("ffprobe")
+        .args(probe_args(input))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !out.status.success() {
+        return Err(format!(
+            "cannot read the input video {} (unsupported format or corrupt file): {}",
+            input.display(),
+            said.join("; ")
+        ));
+    }
+    parse_probe(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| format!("ffprobe gave no readable answer about {}", input.display()))
+}
+
+/// The first encoder for the codec that this machine's ffmpeg has.
+pub async fn pick_encoder(codec: &CodecInfo, name: &str) -> Result<String, String> {
+    if codec.encoders == ["copy"] {
+        return Ok("copy".into());
+    }
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-encoders"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let have = parse_encoders(&String::from_utf8_lossy(&out.stdout));
+    codec
+        .encoders
+        .iter()
+        .find(|e| have.iter().any(|h| h == *e))
+        .map(|e| e.to_string())
+        .ok_or_else(|| {
+            format!(
+                "this server's ffmpeg has no encoder for codec '{}' (looked for {})",
+                name,
+                codec.encoders.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::artifact::{
-    describe_io, describe_tool_failure, kill_leftover, publish, remove_dir, temp_beside,
+    describe_io, describe_tool_failure, kill_leftover, publish_blocking, remove_dir, temp_beside,
 };
 use super::command::{exit_message, run_process, Ended, Output};
-use super::ffmpeg::{self, Encoding, Probe};
+use super::ffmpeg::{self, Encoding};
 use super::stepper::Halt;
 use super::video::Spec;
 use super::{Control, JobContext, Outcome, Report};
@@ -38,6 +38,9 @@ pub struct Checkpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u64>,
 }
+
+/// ffmpeg error lines logged per run (a damaged input can produce thousands).
+const MAX_LOGGED_LINES: usize = 50;
 
 /// What the encoding needs to know about its files.
 struct Files {
@@ -71,56 +74,6 @@ fn reset_dir(dir: &Path) -> Result<(), Halt> {
     std::fs::create_dir_all(dir).map_err(|e| halt_io(dir, e))
 }
 
-async fn probe(input: &Path) -> Result<Probe, String> {
-    let out = tokio::process::Command::new("ffprobe")
-        .args(ffmpeg::probe_args(input))
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let said: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if !out.status.success() {
-        return Err(format!(
-            "cannot read the input video {} (unsupported format or corrupt file): {}",
-            input.display(),
-            said.join("; ")
-        ));
-    }
-    ffmpeg::parse_probe(&String::from_utf8_lossy(&out.stdout))
-        .ok_or_else(|| format!("ffprobe gave no readable answer about {}", input.display()))
-}
-
-/// The first encoder for the codec that this machine's ffmpeg has.
-async fn pick_encoder(spec: &Spec) -> Result<String, String> {
-    if spec.codec.encoders == ["copy"] {
-        return Ok("copy".into());
-    }
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-encoders"])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
-    let have = ffmpeg::parse_encoders(&String::from_utf8_lossy(&out.stdout));
-    spec.codec
-        .encoders
-        .iter()
-        .find(|e| have.iter().any(|h| h == *e))
-        .map(|e| e.to_string())
-        .ok_or_else(|| {
-            format!(
-                "this server's ffmpeg has no encoder for codec '{}' (looked for {})",
-                spec.codec_name,
-                spec.codec.encoders.join(", ")
-            )
-        })
-}
-
 /// What one ffmpeg run is doing, for its progress reports.
 struct Span<'a> {
     /// Where the run's output starts in the whole video, in seconds.
@@ -138,6 +91,7 @@ async fn run_ffmpeg(ctx: &mut JobContext, args: Vec<OsString>, span: Span<'_>) -
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(args);
     let mut tail: VecDeque<String> = VecDeque::new();
+    let mut logged = 0usize;
     let ended = run_process(cmd, "ffmpeg", ctx, |ctx, out| match out {
         Output::Spawned(pid) => {
             let mut cp = span.checkpoint.clone();
@@ -155,7 +109,15 @@ async fn run_ffmpeg(ctx: &mut JobContext, args: Vec<OsString>, span: Span<'_>) -
             }
         }
         Output::Err(line) => {
-            ctx.log(LogLevel::Warning, line.clone());
+            logged += 1;
+            if logged <= MAX_LOGGED_LINES {
+                ctx.log(LogLevel::Warning, line.clone());
+            } else if logged == MAX_LOGGED_LINES + 1 {
+                ctx.log(
+                    LogLevel::Warning,
+                    "ffmpeg keeps complaining; further lines are not logged",
+                );
+            }
             tail.push_back(line);
             if tail.len() > 4 {
                 tail.pop_front();
@@ -279,7 +241,9 @@ async fn segmented(
         checkpoint: &cp,
     };
     run_ffmpeg(ctx, ffmpeg::concat_args(&list, &joined), span).await?;
-    publish(&joined, &files.output, None).map_err(|e| halt_io(&files.output, e))?;
+    publish_blocking(&joined, &files.output, None)
+        .await
+        .map_err(|e| halt_io(&files.output, e))?;
     Ok((n, resumed_at))
 }
 
@@ -305,7 +269,9 @@ async fn whole(
         span,
     )
     .await?;
-    publish(&tmp, &files.output, None).map_err(|e| halt_io(&files.output, e))
+    publish_blocking(&tmp, &files.output, None)
+        .await
+        .map_err(|e| halt_io(&files.output, e))
 }
 
 pub(crate) async fn run_job(
@@ -327,11 +293,13 @@ pub(crate) async fn run_job(
         }
     }
     let result = async {
-        let probe = probe(&input).await.map_err(Halt::Failed)?;
+        let probe = ffmpeg::probe(&input).await.map_err(Halt::Failed)?;
         if !probe.has_video {
             return Err(Halt::Failed(format!("{} has no video stream", input.display())));
         }
-        let encoder = pick_encoder(&spec).await.map_err(Halt::Failed)?;
+        let encoder = ffmpeg::pick_encoder(spec.codec, &spec.codec_name)
+            .await
+            .map_err(Halt::Failed)?;
         let enc = Encoding {
             encoder: encoder.clone(),
             bitrate: spec.bitrate.clone(),

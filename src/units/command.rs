@@ -194,10 +194,62 @@ pub(crate) fn job_env(cmd: &mut tokio::process::Command, job: &Job) {
 /// become logs or protocol reports, pause/resume are SIGSTOP/SIGCONT, cancel is SIGTERM then
 /// SIGKILL. Shared by every unit that runs a process (`command`, `python`).
 pub(crate) async fn supervise(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     label: &str,
     mut ctx: JobContext,
 ) -> Outcome {
+    let mut result = None;
+    let ended = run_process(cmd, label, &mut ctx, |ctx, output| match output {
+        Output::Spawned(_) => {}
+        Output::Out(l) => stdout_line(ctx, &l, &mut result),
+        Output::Err(l) => ctx.log(LogLevel::Warning, l),
+    })
+    .await;
+    match ended {
+        Ended::Exited(status) if status.success() => {
+            Outcome::Success(Some(result.unwrap_or_else(|| json!({"exit_code": 0}))))
+        }
+        Ended::Exited(status) => Outcome::Failed(exit_message(status)),
+        Ended::Cancelled => Outcome::Cancelled,
+        Ended::Failed(e) => Outcome::Failed(e),
+    }
+}
+
+/// What a supervised process did: started (with its pid, which is also its process group),
+/// or wrote a line to stdout or stderr.
+pub(crate) enum Output {
+    Spawned(u32),
+    Out(String),
+    Err(String),
+}
+
+/// How a supervised process ended.
+pub(crate) enum Ended {
+    Exited(std::process::ExitStatus),
+    /// The job was cancelled and the process stopped.
+    Cancelled,
+    /// It could not be started or waited for.
+    Failed(String),
+}
+
+/// "exit code N" or "killed by signal N".
+pub(crate) fn exit_message(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "exited abnormally".into(),
+    }
+}
+
+/// The process supervision behind [`supervise`], for units that read the output themselves
+/// (`video_processing` parses ffmpeg's progress, `database_backup` pg_dump's): every output
+/// line (and the pid, once started) goes to `on_output`; pause, resume, cancel and resource sampling are handled here.
+pub(crate) async fn run_process(
+    mut cmd: tokio::process::Command,
+    label: &str,
+    ctx: &mut JobContext,
+    mut on_output: impl FnMut(&JobContext, Output),
+) -> Ended {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,17 +257,19 @@ pub(crate) async fn supervise(
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("cannot start '{label}': {e}")),
+        Err(e) => return Ended::Failed(format!("cannot start '{label}': {e}")),
     };
     let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+    if let Some(pid) = child.id() {
+        on_output(ctx, Output::Spawned(pid));
+    }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Outcome::Failed("the process has no output pipes".into());
+        return Ended::Failed("the process has no output pipes".into());
     };
     let mut out = BufReader::new(stdout).lines();
     let mut err = BufReader::new(stderr).lines();
     let (mut out_done, mut err_done) = (false, false);
     let mut exit = None;
-    let mut result = None;
     let mut cancelled = false;
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
@@ -242,11 +296,11 @@ pub(crate) async fn supervise(
                 }
             },
             line = out.next_line(), if !out_done => match line {
-                Ok(Some(l)) => stdout_line(&ctx, &l, &mut result),
+                Ok(Some(l)) => on_output(ctx, Output::Out(l)),
                 _ => out_done = true,
             },
             line = err.next_line(), if !err_done => match line {
-                Ok(Some(l)) => ctx.log(LogLevel::Warning, l),
+                Ok(Some(l)) => on_output(ctx, Output::Err(l)),
                 _ => err_done = true,
             },
             status = child.wait(), if exit.is_none() => {
@@ -277,19 +331,12 @@ pub(crate) async fn supervise(
         }
     }
     if cancelled {
-        return Outcome::Cancelled;
+        return Ended::Cancelled;
     }
     match exit {
-        Some(Ok(status)) if status.success() => {
-            Outcome::Success(Some(result.unwrap_or_else(|| json!({"exit_code": 0}))))
-        }
-        Some(Ok(status)) => match (status.code(), status.signal()) {
-            (Some(code), _) => Outcome::Failed(format!("exit code {code}")),
-            (None, Some(sig)) => Outcome::Failed(format!("killed by signal {sig}")),
-            _ => Outcome::Failed("exited abnormally".into()),
-        },
-        Some(Err(e)) => Outcome::Failed(format!("cannot wait for the process: {e}")),
-        None => Outcome::Failed("the process did not exit".into()),
+        Some(Ok(status)) => Ended::Exited(status),
+        Some(Err(e)) => Ended::Failed(format!("cannot wait for the process: {e}")),
+        None => Ended::Failed("the process did not exit".into()),
     }
 }
 

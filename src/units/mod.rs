@@ -3,15 +3,26 @@
 //! reports progress, logs, checkpoints and results, and honours pause and cancel at its safe
 //! points. Rust users embedding steward register their own handlers in the [`Registry`].
 
+pub mod artifact;
 pub mod command;
 pub mod data_processing;
 pub mod data_rules;
 pub mod data_writer;
+pub mod db_backup;
+pub mod db_backup_run;
+pub mod db_postgres;
+pub mod db_sqlite;
+pub mod db_target;
+pub mod ffmpeg;
+pub mod fields;
 pub mod http;
 pub mod noop;
 pub mod procstat;
 pub mod python;
 pub mod sleep;
+pub mod stepper;
+pub mod video;
+pub mod video_run;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -244,6 +255,8 @@ impl Registry {
         r.register(data_processing::DataProcessing);
         r.register(http::HttpUnit);
         r.register(python::PythonUnit);
+        r.register(video::VideoProcessing);
+        r.register(db_backup::DatabaseBackup);
         r
     }
 

@@ -3,6 +3,8 @@
 mod helpers;
 mod ws_client;
 
+mod backups;
+mod backups_pg;
 mod bad_input;
 mod batches;
 mod cli;
@@ -12,6 +14,8 @@ mod control;
 mod events;
 mod execution;
 mod listing;
+mod media;
+mod media_recovery;
 mod observability;
 mod recovery;
 mod remote_units;

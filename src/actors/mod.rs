@@ -13,9 +13,12 @@
 //!         or paused task) ----------------+-----+
 //!              | Start / Pause / Resume / Cancel / GetStatus
 //!              v
-//!         execution units: LocalUnit (in-process built-in types), later remote proxies
-//!              | UnitReport (progress, logs, checkpoints, Finished)
+//!         execution units: LocalUnit (in-process built-in types), RemoteUnit proxies
+//!              | UnitReport (progress, logs, checkpoints, Finished, Lost)
 //!              +--------------------------> back to the TaskActor
+//!
+//!   UnitManager --RegisterUnit / SetUnitAccepting / UnitGone--> SchedulerActor
+//!        | owns one RemoteUnit per remote unit (worker over WebSocket, or HTTP-style unit)
 //! ```
 //!
 //! - The **SchedulerActor** owns every pending task (as a queue entry, not an actor) and
@@ -26,6 +29,12 @@
 //!   (through the store's group-commit writer) and publishes events; when its task ends it
 //!   tells the scheduler (`TaskEnded`) so the slot, mutex and unit load free up.
 //! - Units are reached only through the messages of `units.rs`.
+//! - The **UnitManager** keeps the unit registry (the `units` table), watches heartbeats and
+//!   tells the scheduler which units take work. It owns one **RemoteUnit** per registered
+//!   remote unit; a RemoteUnit turns unit messages into the wire protocol and back, and
+//!   reports work `Lost` when its unit goes OFFLINE or is removed, so the TaskActor carries on
+//!   elsewhere from the checkpoint. After a server restart a TaskActor whose work was on a
+//!   remote unit asks the UnitManager to `Reclaim` it when the unit comes back.
 //! - The **ScheduleActor** (owned by the application, beside the scheduler) keeps a next-fire
 //!   timeline of every enabled schedule and one timer for its earliest slot; when a slot is
 //!   due it records the fire in `schedule_runs` (one row per slot, UNIQUE) and creates the

@@ -78,7 +78,7 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<NewSystemLog>)
                 Err(_) => break,
             }
         }
-        if let Err(e) = store.write(move |c| qs::insert(c, &rows)).await {
+        if let Err(e) = store.write_direct(move |c| qs::insert(c, &rows)).await {
             log::error!(target: WRITER_TARGET, "cannot record system log lines: {e}");
         }
     }

@@ -190,10 +190,8 @@ impl TaskActor {
             self.persisted_version = t.version;
         }
         let logs = std::mem::take(&mut self.pending_logs);
-        self.shared.store.write(move |c| {
-            if !logs.is_empty() {
-                q::insert_logs(c, &logs)?;
-            }
+        // No savepoint: the version check refuses before anything is written.
+        self.shared.store.write_direct(move |c| {
             if let Some(t) = task
                 .as_ref()
                 .filter(|t| t.version != expected || !history.is_empty())
@@ -201,6 +199,9 @@ impl TaskActor {
                 if !q::save(c, t, expected, &history)? {
                     return Err(StoreError::Conflict);
                 }
+            }
+            if !logs.is_empty() {
+                q::insert_logs(c, &logs)?;
             }
             Ok(task)
         })
@@ -318,7 +319,8 @@ impl TaskActor {
     fn begin_dispatch(&mut self, unit: UnitHandle, ctx: &mut Context<Self>) {
         let id = self.id;
         let unit_id = unit.id.clone();
-        let write = self.shared.store.write(move |c| {
+        // No savepoint: `modify` refuses (reading) before it writes.
+        let write = self.shared.store.write_direct(move |c| {
             q::modify(c, id, |t| {
                 if t.status != TaskStatus::Pending {
                     return Err(t.status);

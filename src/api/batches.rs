@@ -331,7 +331,7 @@ pub async fn store_batch(
     let stored = state
         .shared
         .store
-        .write(move |c| {
+        .write_direct(move |c| {
             if !stored_batch.depends_on.is_empty() {
                 let found = qb::statuses(c, &stored_batch.depends_on)?;
                 if let Some((i, d)) = stored_batch

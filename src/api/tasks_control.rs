@@ -177,10 +177,11 @@ pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResul
         .into_iter()
         .map(|s| Task::create(TaskId::new(), s, now, by))
         .collect();
+    // No savepoint: every refusal is found by reading, before the inserts.
     let stored = state
         .shared
         .store
-        .write(move |c| {
+        .write_direct(move |c| {
             let new_ids: std::collections::HashSet<TaskId> =
                 items.iter().map(|(t, _)| t.id).collect();
             for (t, _) in &items {

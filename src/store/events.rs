@@ -18,7 +18,7 @@ const WRITE_BATCH: usize = 1000;
 const PRUNE_CHUNK: i64 = 1000;
 
 #[derive(Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 struct NewEventRow {
     seq: i64,
     kind: String,
@@ -53,11 +53,7 @@ pub fn max_seq(conn: &mut DbConn) -> Result<u64, StoreError> {
 
 fn insert(conn: &mut DbConn, batch: &[Arc<Event>]) -> Result<(), StoreError> {
     let rows: Vec<NewEventRow> = batch.iter().map(|e| NewEventRow::from(&**e)).collect();
-    // The multi-backend cannot express a batch INSERT: one monomorphic copy per backend.
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(events::table).values(&rows).execute(c),
-        DbConn::Pg(c) => diesel::insert_into(events::table).values(&rows).execute(c),
-    }?;
+    batch_insert!(conn, events::table, &rows)?;
     Ok(())
 }
 
@@ -126,7 +122,7 @@ pub fn spawn_writer(store: Store, bus: EventBus) {
             }
             let last = batch.last().map(|e| e.seq).unwrap_or(0);
             let rows = std::mem::take(&mut batch);
-            match store.write(move |c| insert(c, &rows)).await {
+            match store.write_direct(move |c| insert(c, &rows)).await {
                 Ok(()) => {}
                 Err(e) => log::error!("event log: cannot write events up to {last}: {e}"),
             }

@@ -3,13 +3,19 @@
 //! single transaction (each write in its own savepoint) and answers each caller only after the
 //! commit that makes its change durable. No database call ever runs on an async worker thread.
 
-/// Runs a multi-row insert on the concrete connection: the multi-backend cannot express a
-/// batch `INSERT` (SQLite's dialect differs), so each backend gets its own monomorphic copy.
+/// Inserts rows on the concrete connection (the multi-backend cannot express a batch
+/// `INSERT`). SQLite gets one single-row `INSERT` per row: its prepared statement is cached,
+/// while a multi-row `INSERT` is parsed again for every row count. PostgreSQL gets one
+/// multi-row `INSERT` (one round trip).
 macro_rules! batch_insert {
     ($conn:expr, $table:expr, $rows:expr) => {
         match $conn {
             $crate::store::DbConn::Sqlite(c) => {
-                diesel::insert_into($table).values($rows).execute(c)
+                let mut n = 0;
+                for row in $rows.iter() {
+                    n += diesel::insert_into($table).values(row).execute(c)?;
+                }
+                Ok::<usize, diesel::result::Error>(n)
             }
             $crate::store::DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
         }
@@ -61,7 +67,23 @@ pub enum StoreError {
 }
 
 type Deliver = Box<dyn FnOnce(&Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut DbConn) -> Deliver + Send>;
+/// A queued write: it runs on the writer's connection and returns how to answer its caller
+/// after the commit, and whether it spoiled the group (see [`Store::write_direct`]).
+type Job = Box<dyn FnOnce(&mut DbConn) -> (Deliver, bool) + Send>;
+
+/// How to answer a caller once the group's commit is known.
+fn deliver<R: Send + 'static>(
+    outcome: Result<R, StoreError>,
+    tx: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+) -> Deliver {
+    Box::new(move |commit: &Result<(), String>| {
+        let answer = match commit {
+            Ok(()) => outcome,
+            Err(e) => outcome.and(Err(StoreError::Commit(e.clone()))),
+        };
+        let _ = tx.send(answer);
+    })
+}
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -92,20 +114,34 @@ impl Store {
             log::info!("applied {ran} {} migration(s)", backend.name());
         }
         let pool = conn::pool(&backend, pool_size)?;
-        let writer_conn = backend.connect()?;
+        let mut writer_conn = backend.connect()?;
+        if let Backend::Sqlite(_) = &backend {
+            // The writer never stops to checkpoint the WAL; a thread of its own does.
+            writer_conn
+                .batch_execute("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_backend = backend.clone();
         thread::Builder::new()
             .name("steward-writer".into())
             .spawn(move || write_loop(writer_conn, writer_backend, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                backend,
-                pool,
-                writer: tx,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            backend,
+            pool,
+            writer: tx,
+        });
+        if let Backend::Sqlite(_) = &inner.backend {
+            let weak = Arc::downgrade(&inner);
+            thread::Builder::new()
+                .name("steward-checkpoint".into())
+                .spawn(move || checkpoint_loop(weak))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
+                })?;
+        }
+        Ok(Store { inner })
     }
 
     pub fn backend(&self) -> &Backend {
@@ -154,14 +190,38 @@ impl Store {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn: &mut DbConn| {
             let outcome = conn.transaction::<R, StoreError, _>(f);
-            Box::new(move |commit: &Result<(), String>| {
-                let answer = match commit {
-                    Ok(()) => outcome,
-                    Err(e) => outcome.and(Err(StoreError::Commit(e.clone()))),
-                };
-                let _ = tx.send(answer);
-            })
+            (deliver(outcome, tx), false)
         });
+        self.queue(job, rx)
+    }
+
+    /// Like [`Store::write`] but without a savepoint of its own, for the hot paths (a
+    /// savepoint costs two statements the database parses each time). The contract: `f`
+    /// either succeeds or fails *before its first write* (a refusal, a conflict found by a
+    /// read, a version check that updates nothing). A database error inside `f` rolls back
+    /// the whole group, and every write in it answers with that error.
+    pub fn write_direct<R, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut DbConn| {
+            let outcome = f(conn);
+            let spoiled = matches!(outcome, Err(StoreError::Db(_)));
+            (deliver(outcome, tx), spoiled)
+        });
+        self.queue(job, rx)
+    }
+
+    fn queue<R: Send + 'static>(
+        &self,
+        job: Job,
+        rx: tokio::sync::oneshot::Receiver<Result<R, StoreError>>,
+    ) -> impl std::future::Future<Output = Result<R, StoreError>> + 'static {
         let sent = self.inner.writer.send(job).is_ok();
         async move {
             if !sent {
@@ -181,6 +241,30 @@ impl Store {
     }
 }
 
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints SQLite's WAL (passively: never waiting for the writer) until the store is gone.
+fn checkpoint_loop(store: std::sync::Weak<Inner>) {
+    let mut conn = None;
+    loop {
+        thread::sleep(CHECKPOINT_EVERY);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        if conn.is_none() {
+            conn = inner.backend.connect().ok();
+        }
+        drop(inner);
+        if let Some(c) = conn.as_mut() {
+            if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                log::warn!("WAL checkpoint failed: {e}");
+                conn = None;
+            }
+        }
+    }
+}
+
 fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -191,14 +275,27 @@ fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
             }
         }
         let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
+        let mut spoiled = false;
         let commit = conn
             .transaction::<(), diesel::result::Error, _>(|c| {
                 for job in jobs {
-                    delivers.push(job(c));
+                    let (deliver, spoils) = job(c);
+                    delivers.push(deliver);
+                    spoiled |= spoils;
+                }
+                if spoiled {
+                    // A write without a savepoint failed halfway: none of the group stands.
+                    return Err(diesel::result::Error::RollbackTransaction);
                 }
                 Ok(())
             })
-            .map_err(|e| e.to_string());
+            .map_err(|e| {
+                if spoiled {
+                    "rolled back: another write in the same transaction failed".to_string()
+                } else {
+                    e.to_string()
+                }
+            });
         if let Err(e) = &commit {
             log::error!("group commit of {} write(s) failed: {e}", delivers.len());
             if conn.batch_execute("SELECT 1").is_err() {

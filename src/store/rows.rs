@@ -8,7 +8,7 @@ use super::StoreError;
 use crate::domain::{LogLevel, Task, TaskId, Transition};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset, Clone, Debug)]
-#[diesel(table_name = tasks, treat_none_as_null = true)]
+#[diesel(table_name = tasks, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct TaskRow {
     pub id: String,
     pub name: String,
@@ -188,7 +188,7 @@ impl TryFrom<TaskRow> for Task {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = task_history)]
+#[diesel(table_name = task_history, treat_none_as_default_value = false)]
 pub struct NewHistoryRow<'a> {
     pub task_id: String,
     pub attempt: i32,

@@ -203,10 +203,12 @@ pub fn list_chunk(
 }
 
 pub fn get(conn: &mut DbConn, id: TaskId) -> Result<Option<Task>, StoreError> {
+    // No `LIMIT ?` (the id is unique): SQLite re-prepares a statement whose LIMIT is bound,
+    // at every execution, to plan for the value.
     let row: Option<TaskRow> = tasks::table
         .find(id.to_string())
         .select(TaskRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(Task::try_from).transpose()
 }
@@ -247,12 +249,11 @@ pub fn save(
     history: &[Transition],
 ) -> Result<bool, StoreError> {
     let row = TaskRow::from(task);
-    let n = diesel::update(
-        tasks::table
-            .filter(tasks::id.eq(&row.id))
-            .filter(tasks::version.eq(expected_version)),
-    )
-    .set(&row)
+    let n = SaveTask {
+        changes: (&row).as_changeset(),
+        id: &row.id,
+        version: expected_version,
+    }
     .execute(conn)?;
     if n == 0 {
         return Ok(false);
@@ -266,6 +267,45 @@ pub fn save(
     }
     Ok(true)
 }
+
+/// `UPDATE tasks SET <every column> WHERE id = ? AND version = ?`. diesel never caches its
+/// own `UPDATE` statements (a changeset's columns may vary); this one's never do, so it has a
+/// static query id and is prepared once per connection.
+struct SaveTask<'a> {
+    changes: <&'a TaskRow as AsChangeset>::Changeset,
+    id: &'a str,
+    version: i64,
+}
+
+impl diesel::query_builder::QueryId for SaveTask<'_> {
+    type QueryId = SaveTask<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for SaveTask<'_>
+where
+    DB: diesel::backend::Backend,
+    for<'a> <&'a TaskRow as AsChangeset>::Changeset: diesel::query_builder::QueryFragment<DB>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("UPDATE tasks SET ");
+        self.changes.walk_ast(out.reborrow())?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<diesel::sql_types::Text, str>(self.id)?;
+        out.push_sql(" AND version = ");
+        out.push_bind_param::<diesel::sql_types::BigInt, i64>(&self.version)?;
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for SaveTask<'_> {}
 
 /// The live holder (pending, running or paused) of a mutex key other than `except`.
 pub fn mutex_holder(

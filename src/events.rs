@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::domain::{rfc3339, Millis, Task, TaskId, TaskStatus};
 
 /// How many events a slow listener may fall behind before it is told it lagged.
-const CHANNEL_CAPACITY: usize = 65_536;
+const CHANNEL_CAPACITY: usize = 4096;
 
 /// What happened.
 #[derive(Clone, Debug, Serialize)]

@@ -67,7 +67,7 @@ impl Backend {
                 conn.batch_execute(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                      PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
-                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32000;"
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -2000;"
                 ))?;
                 Ok(DbConn::Sqlite(conn))
             }

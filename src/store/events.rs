@@ -92,12 +92,18 @@ pub fn after(
 /// Deletes up to [`PRUNE_CHUNK`] of the oldest events published before `cutoff`; returns
 /// how many went.
 pub fn prune(conn: &mut DbConn, cutoff: Millis) -> Result<usize, StoreError> {
-    let seqs: Vec<i64> = events::table
-        .select(events::seq)
-        .filter(events::at.lt(cutoff))
+    // Events are stored in `seq` order, which is time order: the oldest are the first rows
+    // of the primary key, so no index on `at` is needed (and none is kept up per event).
+    let oldest: Vec<(i64, i64)> = events::table
+        .select((events::seq, events::at))
         .order(events::seq.asc())
         .limit(PRUNE_CHUNK)
         .load(conn)?;
+    let seqs: Vec<i64> = oldest
+        .into_iter()
+        .take_while(|(_, at)| *at < cutoff)
+        .map(|(seq, _)| seq)
+        .collect();
     if seqs.is_empty() {
         return Ok(0);
     }

@@ -185,13 +185,7 @@ impl Application {
 
         let metrics = crate::metrics::Metrics::new();
         seed_metrics(&shared.store, &metrics).await;
-        {
-            let (store, m) = (shared.store.clone(), metrics.clone());
-            metrics.follow(&shared.events, move || {
-                let (store, m) = (store.clone(), m.clone());
-                actix_rt::spawn(async move { seed_metrics(&store, &m).await });
-            });
-        }
+        metrics.follow(&shared.events);
         let history: crate::monitor::History = Default::default();
         crate::monitor::Monitor::new(shared.clone(), history.clone(), config.data_dir.clone())
             .start();

@@ -210,6 +210,9 @@ struct BusInner {
     tx: broadcast::Sender<Arc<Event>>,
     /// Where the event log's writer takes events from, once attached.
     log: OnceLock<mpsc::UnboundedSender<Arc<Event>>>,
+    /// Listeners that must see every event (webhooks, the system log): fed through their
+    /// own queues, so they never lag out of the broadcast ring.
+    attached: Mutex<Vec<mpsc::UnboundedSender<Arc<Event>>>>,
     /// The highest `seq` the event log has made durable.
     persisted: watch::Sender<u64>,
 }
@@ -229,6 +232,7 @@ impl EventBus {
                 seq: Mutex::new(last_seq),
                 tx,
                 log: OnceLock::new(),
+                attached: Mutex::new(Vec::new()),
                 persisted: watch::Sender::new(last_seq),
             }),
         }
@@ -254,8 +258,27 @@ impl EventBus {
         if let Some(log) = self.inner.log.get() {
             let _ = log.send(event.clone());
         }
+        {
+            let mut attached = match self.inner.attached.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            attached.retain(|l| l.send(event.clone()).is_ok());
+        }
         let _ = self.inner.tx.send(event);
         seq
+    }
+
+    /// A listener that gets every event from now on, in `seq` order, however far behind it
+    /// falls (for work that must not miss any, and keeps up on average).
+    pub fn attach(&self) -> mpsc::UnboundedReceiver<Arc<Event>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _seq = self.lock_seq();
+        match self.inner.attached.lock() {
+            Ok(mut g) => g.push(tx),
+            Err(poisoned) => poisoned.into_inner().push(tx),
+        }
+        rx
     }
 
     fn lock_seq(&self) -> std::sync::MutexGuard<'_, u64> {

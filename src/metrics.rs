@@ -202,21 +202,14 @@ impl Metrics {
         }
     }
 
-    /// Follows the bus; on a lag the per-status gauge is re-seeded by `resync`.
-    pub fn follow(self: &Arc<Self>, bus: &EventBus, resync: impl Fn() + 'static) {
-        let mut rx = bus.subscribe();
+    /// Follows every event on the bus (as an attached listener: counters miss none).
+    pub fn follow(self: &Arc<Self>, bus: &EventBus) {
+        let mut rx = bus.attach();
         let me = self.clone();
         actix_rt::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => {
-                        me.events_published.set(ev.seq as i64);
-                        me.observe(&ev.body);
-                    }
-                    Err(RecvError::Lagged(_)) => resync(),
-                    Err(RecvError::Closed) => break,
-                }
+            while let Some(ev) = rx.recv().await {
+                me.events_published.set(ev.seq as i64);
+                me.observe(&ev.body);
             }
         });
     }

@@ -34,7 +34,7 @@ impl SystemLog {
         let (tx, rx) = mpsc::unbounded_channel();
         actix_rt::spawn(write_loop(store, rx));
         let log = SystemLog { tx };
-        actix_rt::spawn(follow(log.clone(), events.subscribe()));
+        actix_rt::spawn(follow(log.clone(), events.attach()));
         log
     }
 
@@ -87,21 +87,9 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<NewSystemLog>)
 /// Records alerts and unit changes from the event bus.
 async fn follow(
     log: SystemLog,
-    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::events::Event>>,
+    mut rx: mpsc::UnboundedReceiver<std::sync::Arc<crate::events::Event>>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let event = match rx.recv().await {
-            Ok(e) => e,
-            Err(RecvError::Lagged(n)) => {
-                log.warn(
-                    "system",
-                    format!("the system log missed {n} events (the bus ran ahead)"),
-                );
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
+    while let Some(event) = rx.recv().await {
         match &event.body {
             EventBody::Alert { alert, .. } => {
                 let level = match alert["level"].as_str() {

@@ -8,7 +8,7 @@ use actix::Addr;
 
 use super::scheduler::batches::CancelPending;
 use super::scheduler::{PendingCommand, SchedulerActor};
-use super::supervisor::{Route, Supervisor};
+use super::supervisor::{ActiveAmong, Route, Supervisor};
 use super::{Routed, TaskCommand};
 use crate::domain::{Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -80,6 +80,21 @@ impl Commander {
             .await?)
     }
 
+    /// The batch's tasks stored with these statuses, plus those stored as pending that have
+    /// in fact started (their start is written with their next change).
+    async fn active_batch_tasks(
+        &self,
+        batch: &str,
+        statuses: &'static [TaskStatus],
+    ) -> ApiResult<Vec<TaskId>> {
+        let mut ids = self.batch_tasks(batch, statuses).await?;
+        let pending = self.batch_tasks(batch, &[TaskStatus::Pending]).await?;
+        if !pending.is_empty() {
+            ids.extend(self.supervisor.send(ActiveAmong { ids: pending }).await?);
+        }
+        Ok(ids)
+    }
+
     /// Cancels every live task of a batch; answers with how many it cancelled.
     pub async fn cancel_batch(&self, batch: &str, by: &str, reason: &str) -> ApiResult<usize> {
         let mut cancelled = 0;
@@ -97,7 +112,7 @@ impl Commander {
                 cancelled += done.len();
             }
             let active = self
-                .batch_tasks(batch, &[TaskStatus::Running, TaskStatus::Paused])
+                .active_batch_tasks(batch, &[TaskStatus::Running, TaskStatus::Paused])
                 .await?;
             for id in &active {
                 if self.command(*id, TaskCommand::Cancel, by).await.is_ok() {
@@ -125,7 +140,7 @@ impl Commander {
             (&[TaskStatus::Paused], TaskCommand::Resume)
         };
         let mut n = 0;
-        for id in self.batch_tasks(batch, from).await? {
+        for id in self.active_batch_tasks(batch, from).await? {
             if self.command(id, cmd.clone(), by).await.is_ok() {
                 n += 1;
             }

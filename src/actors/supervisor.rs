@@ -46,6 +46,20 @@ pub struct Peek {
     pub id: TaskId,
 }
 
+/// The hot copies of those of these tasks that are active here.
+#[derive(Message)]
+#[rtype(result = "Vec<Task>")]
+pub struct PeekMany {
+    pub ids: Vec<TaskId>,
+}
+
+/// Which of these tasks are active here (started, even if their start is not yet written).
+#[derive(Message)]
+#[rtype(result = "Vec<TaskId>")]
+pub struct ActiveAmong {
+    pub ids: Vec<TaskId>,
+}
+
 /// A task actor is done.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -230,6 +244,39 @@ impl Handler<Peek> for Supervisor {
                 None => None,
             }
         })
+    }
+}
+
+/// Reads the hot copies of the active ones among many tasks.
+impl Handler<PeekMany> for Supervisor {
+    type Result = ResponseFuture<Vec<Task>>;
+    fn handle(&mut self, msg: PeekMany, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = msg
+            .ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|a| a.send(Snapshot))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(|r| r.ok().flatten())
+                .collect()
+        })
+    }
+}
+
+/// Filters the ids down to the tasks with an actor.
+impl Handler<ActiveAmong> for Supervisor {
+    type Result = MessageResult<ActiveAmong>;
+    fn handle(&mut self, msg: ActiveAmong, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            msg.ids
+                .into_iter()
+                .filter(|id| self.tasks.contains_key(id))
+                .collect(),
+        )
     }
 }
 

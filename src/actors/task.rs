@@ -64,6 +64,9 @@ pub struct TaskActor {
     unit: Option<UnitHandle>,
     /// The current run on `unit`: reports of any other run are stale and ignored.
     execution: Option<uuid::Uuid>,
+    /// Events of the work held back until its start is durable (so none precedes the
+    /// `running` event).
+    held_events: Option<Vec<EventBody>>,
     /// A unit is being asked for.
     acquiring: bool,
     /// Since when the running task has had no unit to run on.
@@ -106,6 +109,7 @@ impl TaskActor {
             launch: Some(launch),
             unit: None,
             execution: None,
+            held_events: None,
             acquiring: false,
             waiting_for_unit: None,
             persisted_version: 0,
@@ -250,6 +254,10 @@ impl TaskActor {
                 for e in events {
                     act.shared.events.publish(e);
                 }
+                // The start is durable and announced: what the work reported meanwhile follows.
+                for e in act.held_events.take().unwrap_or_default() {
+                    act.shared.events.publish(e);
+                }
                 act.maybe_finalize(ctx);
                 act.task.clone().ok_or_else(ApiError::internal)
             }
@@ -316,51 +324,54 @@ impl TaskActor {
 
     /// The scheduler chose this task: pending -> running in one atomic write, then hand it
     /// to the unit. A task that stopped being pending meanwhile (cancelled) is let go.
+    /// The scheduler chose this task: read it, start it on the unit at once, and write
+    /// `running` (the start does not wait for that commit; readers see `running`, and its
+    /// event goes out, once it is durable). Until then the stored row says `pending`, so a
+    /// crash runs the task again (at least once); a write that finds the row changed
+    /// reloads the actor, which stops the work it began. A task that stopped being pending
+    /// meanwhile is let go.
     fn begin_dispatch(&mut self, unit: UnitHandle, ctx: &mut Context<Self>) {
         let id = self.id;
-        let unit_id = unit.id.clone();
-        // No savepoint: `modify` refuses (reading) before it writes.
-        let write = self.shared.store.write_direct(move |c| {
-            q::modify(c, id, |t| {
-                if t.status != TaskStatus::Pending {
-                    return Err(t.status);
-                }
-                let reason = format!("started on unit {unit_id}");
-                let h = t
-                    .transition(TaskStatus::Running, now_ms(), "scheduler", Some(reason))
-                    .map_err(|e| e.from)?;
-                t.unit_id = Some(unit_id);
-                t.held = false;
-                t.not_before = None;
-                Ok(vec![h])
-            })
-        });
+        let read = self.shared.store.read(move |c| q::get(c, id));
         self.unit = Some(unit);
-        ctx.wait(write.into_actor(self).map(|res, act, ctx| match res {
-            Ok(Ok(task)) => {
-                act.persisted_version = task.version;
-                act.durable = Some(task.clone());
-                act.shared.events.publish(EventBody::status(
-                    &task,
-                    Some(TaskStatus::Pending),
-                    task.unit_id.clone().map(|u| format!("started on unit {u}")),
-                    task.updated_at,
-                ));
-                act.task = Some(task);
-                act.start_clock(ctx);
-                act.start_unit(ctx);
-            }
-            Ok(Err(status)) => {
-                log::debug!(
-                    "task {}: no longer pending ({status}); not starting it",
-                    act.id
-                );
-                act.abandon(ctx);
-            }
-            Err(e) => {
-                log::error!("task {}: cannot start ({e})", act.id);
-                act.abandon(ctx);
-            }
+        ctx.wait(read.into_actor(self).map(|res, act, ctx| {
+            let mut task = match res {
+                Ok(Some(t)) if t.status == TaskStatus::Pending => t,
+                Ok(Some(t)) => {
+                    log::debug!(
+                        "task {}: no longer pending ({}); not starting it",
+                        act.id,
+                        t.status
+                    );
+                    return act.abandon(ctx);
+                }
+                Ok(None) => return act.abandon(ctx),
+                Err(e) => {
+                    log::error!("task {}: cannot start ({e})", act.id);
+                    return act.abandon(ctx);
+                }
+            };
+            let unit_id = act.unit.as_ref().map(|u| u.id.clone()).unwrap_or_default();
+            act.persisted_version = task.version;
+            act.durable = Some(task.clone());
+            let reason = format!("started on unit {unit_id}");
+            let started = task.transition(TaskStatus::Running, now_ms(), "scheduler", Some(reason));
+            let h = match started {
+                Ok(h) => h,
+                Err(e) => {
+                    log::debug!("task {}: cannot start ({e})", act.id);
+                    return act.abandon(ctx);
+                }
+            };
+            task.unit_id = Some(unit_id);
+            task.held = false;
+            task.not_before = None;
+            act.task = Some(task);
+            act.held_events = Some(Vec::new());
+            act.start_clock(ctx);
+            act.start_unit(ctx);
+            let write = act.commit(vec![h], ctx);
+            ctx.spawn(write.map(|_, _, _| ()));
         }));
     }
 
@@ -510,6 +521,17 @@ impl TaskActor {
         }
     }
 
+    /// Publishes an event of the work (progress, log, stall), or holds it until the start
+    /// is durable and announced.
+    pub(super) fn emit(&mut self, e: EventBody) {
+        match self.held_events.as_mut() {
+            Some(held) => held.push(e),
+            None => {
+                self.shared.events.publish(e);
+            }
+        }
+    }
+
     /// Refuses a unit's report for another run than the current one.
     pub(super) fn current_run(&self, execution: Option<uuid::Uuid>) -> Result<(), ApiError> {
         match execution {
@@ -587,14 +609,14 @@ impl TaskActor {
             return;
         };
         let at = now_ms();
-        self.shared.events.publish(EventBody::Log {
+        let event = EventBody::Log {
             task_id: task.id,
             batch_id: task.batch_id.clone(),
             task_type: task.task_type.clone(),
             level: level.as_str().into(),
             message: message.clone(),
             at: crate::domain::rfc3339(at),
-        });
+        };
         self.pending_logs.push(LogLine {
             task_id: task.id,
             attempt: task.attempt,
@@ -602,6 +624,7 @@ impl TaskActor {
             message,
             at,
         });
+        self.emit(event);
     }
 
     /// Applies a progress report; returns whether anything changed.

@@ -33,7 +33,7 @@ use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use crate::actors::commander::Commander;
 use crate::actors::schedule::ScheduleActor;
 use crate::actors::scheduler::{Explain, SchedulerActor};
-use crate::actors::supervisor::{Peek, Supervisor};
+use crate::actors::supervisor::{Peek, PeekMany, Supervisor};
 use crate::actors::{Shared, TaskCommand};
 use crate::domain::{Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -71,8 +71,26 @@ impl AppState {
             .ok_or_else(|| ApiError::not_found("task", id))
     }
 
-    /// Views with `waiting_on` / `waiting_detail` filled in for pending tasks.
-    pub async fn views(&self, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
+    /// Views with `waiting_on` / `waiting_detail` filled in for pending tasks, and the hot
+    /// copy of every active task laid over its stored row (a task just started may still be
+    /// stored as pending, and progress is stored at most every 100 ms).
+    pub async fn views(&self, mut tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
+        let live: Vec<TaskId> = tasks
+            .iter()
+            .filter(|t| !t.status.is_terminal())
+            .map(|t| t.id)
+            .collect();
+        if !live.is_empty() {
+            let hot = self.supervisor.send(PeekMany { ids: live }).await?;
+            if !hot.is_empty() {
+                let mut hot: HashMap<TaskId, Task> = hot.into_iter().map(|t| (t.id, t)).collect();
+                for t in tasks.iter_mut() {
+                    if let Some(h) = hot.remove(&t.id) {
+                        *t = h;
+                    }
+                }
+            }
+        }
         let pending: Vec<TaskId> = tasks
             .iter()
             .filter(|t| t.status == TaskStatus::Pending)

@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::Config;
 use crate::domain::{now_ms, rfc3339, Millis, TaskId};
@@ -134,7 +133,7 @@ impl Hooks {
         for row in pending {
             actix_rt::spawn(deliver::run(hooks.clone(), row));
         }
-        actix_rt::spawn(dispatch(hooks.clone(), bus.subscribe()));
+        actix_rt::spawn(dispatch(hooks.clone(), bus.attach()));
         let pruner = store.clone();
         actix_rt::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -263,16 +262,8 @@ pub fn delivery_view(r: &DeliveryRow) -> Value {
 }
 
 /// Matches every event against the subscriptions and the tasks' callback URLs.
-async fn dispatch(hooks: Hooks, mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>) {
-    loop {
-        let event = match rx.recv().await {
-            Ok(e) => e,
-            Err(RecvError::Lagged(n)) => {
-                log::error!("webhooks: fell {n} events behind the bus; those are not delivered");
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
+async fn dispatch(hooks: Hooks, mut rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Event>>) {
+    while let Some(event) = rx.recv().await {
         for hook in hooks.list() {
             if hook.filter.matches(&event.body) {
                 hooks.enqueue(&event, hook.url.clone(), Some(hook.id.clone()));

@@ -141,12 +141,9 @@ pub async fn snapshot(
         if !keep {
             continue;
         }
-        if t.status == TaskStatus::Pending {
-            tasks.push(t);
-        } else if let Ok(hot) = state.load_task(t.id).await {
-            tasks.push(hot);
-        }
+        tasks.push(t);
     }
+    // `views` lays the hot copies of active tasks over the stored rows.
     state.views(tasks).await
 }
 

@@ -28,6 +28,10 @@ impl Actor for TaskActor {
                         act.durable = Some(task.clone());
                         let status = task.status;
                         if status == TaskStatus::Pending {
+                            // Its start never became durable: stop the work it began.
+                            if let Some(unit) = act.unit.as_ref().filter(|_| !act.unit_stopped) {
+                                unit.cancel.do_send(unitmsg::Cancel { task_id: act.id });
+                            }
                             return act.give_back(task, ctx);
                         }
                         act.task = Some(task);
@@ -118,7 +122,8 @@ impl Handler<UnitReport> for TaskActor {
                 if self.apply_progress(progress, stage, message, checkpoint) {
                     if visible {
                         if let Some(t) = self.task.as_ref() {
-                            self.shared.events.publish(EventBody::progress(t, now_ms()));
+                            let e = EventBody::progress(t, now_ms());
+                            self.emit(e);
                         }
                     }
                     self.schedule_flush(ctx);
@@ -249,7 +254,8 @@ impl Handler<Command> for TaskActor {
                 let visible = progress.is_some() || stage.is_some() || message.is_some();
                 if self.apply_progress(progress, stage, message, checkpoint) && visible {
                     if let Some(t) = self.task.as_ref() {
-                        self.shared.events.publish(EventBody::progress(t, now));
+                        let e = EventBody::progress(t, now);
+                        self.emit(e);
                     }
                 }
                 self.commit(Vec::new(), ctx)

@@ -85,7 +85,7 @@ impl TaskActor {
             since: rfc3339(since),
             at: rfc3339(now),
         };
-        self.shared.events.publish(event);
+        self.emit(event);
         self.log(
             LogLevel::Warning,
             format!("stalled: no progress for {:.0} s", silent.as_secs_f64()),

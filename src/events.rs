@@ -123,6 +123,30 @@ impl EventBody {
         }
     }
 
+    /// The status event of one transition of `task` (which may have moved on since: a
+    /// write can carry a start and an end together).
+    pub fn transition(task: &Task, h: &crate::domain::Transition) -> Self {
+        let mut e = Self::status(task, h.from, h.reason.clone(), h.at);
+        if let EventBody::Status {
+            to,
+            duration_secs,
+            queue_wait_secs,
+            ..
+        } = &mut e
+        {
+            *to = h.to;
+            if !h.to.is_terminal() {
+                *duration_secs = None;
+            }
+            if h.to != TaskStatus::Running || h.from != Some(TaskStatus::Pending) {
+                *queue_wait_secs = None;
+            } else if let Some(s) = task.started_at.filter(|_| task.attempt == 1) {
+                *queue_wait_secs = Some(((s - task.created_at).max(0)) as f64 / 1000.0);
+            }
+        }
+        e
+    }
+
     pub fn progress(task: &Task, at: Millis) -> Self {
         EventBody::Progress {
             task_id: task.id,

@@ -34,6 +34,9 @@ pub struct Snapshot;
 
 /// How progress and log writes are coalesced: at most one write per task per interval.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a start may wait to be written with the task's next change (a task that ends
+/// within it writes its row once).
+const START_WRITE_WINDOW: Duration = Duration::from_millis(2);
 /// How often a running task without a unit asks for one again.
 const UNIT_RETRY: Duration = Duration::from_millis(500);
 /// Extra time a unit gets to confirm it stopped before the task is finalized regardless.
@@ -64,6 +67,8 @@ pub struct TaskActor {
     unit: Option<UnitHandle>,
     /// The current run on `unit`: reports of any other run are stale and ignored.
     execution: Option<uuid::Uuid>,
+    /// Transitions not yet written (the start, for at most [`START_WRITE_WINDOW`]).
+    unsaved_history: Vec<Transition>,
     /// Events of the work held back until its start is durable (so none precedes the
     /// `running` event).
     held_events: Option<Vec<EventBody>>,
@@ -109,6 +114,7 @@ impl TaskActor {
             launch: Some(launch),
             unit: None,
             execution: None,
+            unsaved_history: Vec::new(),
             held_events: None,
             acquiring: false,
             waiting_for_unit: None,
@@ -237,10 +243,21 @@ impl TaskActor {
         history: Vec<Transition>,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
-        let events: Vec<EventBody> = match self.task.as_ref() {
+        let mut history = history;
+        if !self.unsaved_history.is_empty() {
+            let mut all = std::mem::take(&mut self.unsaved_history);
+            all.append(&mut history);
+            history = all;
+        }
+        // Each status event, and whether it announces the start (the work's held events
+        // follow it).
+        let events: Vec<(EventBody, bool)> = match self.task.as_ref() {
             Some(t) => history
                 .iter()
-                .map(|h| EventBody::status(t, h.from, h.reason.clone(), h.at))
+                .map(|h| {
+                    let start = h.to == TaskStatus::Running && h.from == Some(TaskStatus::Pending);
+                    (EventBody::transition(t, h), start)
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -251,12 +268,15 @@ impl TaskActor {
                 if snapshot.is_some() {
                     act.durable = snapshot;
                 }
-                for e in events {
+                for (e, start) in events {
                     act.shared.events.publish(e);
-                }
-                // The start is durable and announced: what the work reported meanwhile follows.
-                for e in act.held_events.take().unwrap_or_default() {
-                    act.shared.events.publish(e);
+                    if start {
+                        // The start is durable and announced: what the work reported
+                        // meanwhile follows it.
+                        for held in act.held_events.take().unwrap_or_default() {
+                            act.shared.events.publish(held);
+                        }
+                    }
                 }
                 act.maybe_finalize(ctx);
                 act.task.clone().ok_or_else(ApiError::internal)
@@ -276,6 +296,12 @@ impl TaskActor {
         if self.flush.is_none() {
             self.flush = Some(ctx.run_later(FLUSH_INTERVAL, |act, ctx| {
                 act.flush = None;
+                if !act.unsaved_history.is_empty() {
+                    // The start is still unwritten: write it with its events.
+                    let write = act.commit(Vec::new(), ctx);
+                    ctx.spawn(write.map(|_, _, _| ()));
+                    return;
+                }
                 let fut = act.persist(Vec::new());
                 ctx.spawn(fut.into_actor(act).map(|res, act, ctx| match res {
                     Ok(snapshot) => {
@@ -322,14 +348,12 @@ impl TaskActor {
         }));
     }
 
-    /// The scheduler chose this task: pending -> running in one atomic write, then hand it
-    /// to the unit. A task that stopped being pending meanwhile (cancelled) is let go.
-    /// The scheduler chose this task: read it, start it on the unit at once, and write
-    /// `running` (the start does not wait for that commit; readers see `running`, and its
-    /// event goes out, once it is durable). Until then the stored row says `pending`, so a
-    /// crash runs the task again (at least once); a write that finds the row changed
-    /// reloads the actor, which stops the work it began. A task that stopped being pending
-    /// meanwhile is let go.
+    /// The scheduler chose this task: read it and start it on the unit at once. `running`
+    /// is written with the task's next change, or after [`START_WRITE_WINDOW`] (a fast task
+    /// writes its row once); readers see it, and its event goes out, once it is durable.
+    /// Until then the stored row says `pending`, so a crash runs the task again (at least
+    /// once); a write that finds the row changed reloads the actor, which stops the work it
+    /// began. A task that stopped being pending meanwhile is let go.
     fn begin_dispatch(&mut self, unit: UnitHandle, ctx: &mut Context<Self>) {
         let id = self.id;
         let read = self.shared.store.read(move |c| q::get(c, id));
@@ -368,10 +392,16 @@ impl TaskActor {
             task.not_before = None;
             act.task = Some(task);
             act.held_events = Some(Vec::new());
+            act.unsaved_history.push(h);
             act.start_clock(ctx);
             act.start_unit(ctx);
-            let write = act.commit(vec![h], ctx);
-            ctx.spawn(write.map(|_, _, _| ()));
+            // A task that ends within the window writes its start with its end.
+            ctx.run_later(START_WRITE_WINDOW, |act, ctx| {
+                if !act.unsaved_history.is_empty() && act.ending.is_none() {
+                    let write = act.commit(Vec::new(), ctx);
+                    ctx.spawn(write.map(|_, _, _| ()));
+                }
+            });
         }));
     }
 

@@ -64,6 +64,7 @@ impl actix::Supervised for TaskActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         log::warn!("task actor {} restarting", self.id);
         self.launch = Some(Launch::Resync);
+        self.unsaved_history.clear();
         self.flush = None;
         self.timeout = None;
         self.running_since = None;

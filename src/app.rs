@@ -171,6 +171,11 @@ impl Application {
         let ready = Arc::new(AtomicBool::new(false));
         let recovered = Instant::now();
         recover(&shared, &scheduler, &supervisor).await?;
+        // Counted before anything is dispatched, and followed from then on.
+        let metrics = crate::metrics::Metrics::new();
+        seed_metrics(&shared.store, &metrics).await;
+        metrics.follow(&shared.events);
+
         scheduler.do_send(SetSupervisor(supervisor.clone()));
         ready.store(true, Ordering::SeqCst);
         log::info!("recovery done in {:?}", recovered.elapsed());
@@ -183,12 +188,14 @@ impl Application {
             ),
         );
 
-        let metrics = crate::metrics::Metrics::new();
-        seed_metrics(&shared.store, &metrics).await;
-        metrics.follow(&shared.events);
         let history: crate::monitor::History = Default::default();
-        crate::monitor::Monitor::new(shared.clone(), history.clone(), config.data_dir.clone())
-            .start();
+        crate::monitor::Monitor::new(
+            shared.clone(),
+            history.clone(),
+            config.data_dir.clone(),
+            metrics.clone(),
+        )
+        .start();
         // The ScheduleActor and the state reach each other: its address goes into the state
         // before the actor starts with the state.
         let schedule_ctx = actix::Context::<ScheduleActor>::new();
@@ -262,17 +269,12 @@ pub async fn reseed_metrics(state: &AppState) {
     seed_metrics(&state.shared.store, &state.metrics).await;
 }
 
-/// Sets the per-status task gauge from the store (once at start-up, and after a lag).
-async fn seed_metrics(store: &Store, metrics: &crate::metrics::Metrics) {
+/// Sets the task counts from the store (at start-up, before anything is dispatched, and
+/// after bulk deletions).
+pub async fn seed_metrics(store: &Store, metrics: &crate::metrics::Metrics) {
     let q = crate::store::tasks::TaskQuery::default();
     match store.read(move |c| q::counts_by_type_status(c, &q)).await {
-        Ok(rows) => {
-            let mut by_status: std::collections::HashMap<String, i64> = Default::default();
-            for (_, st, n) in rows {
-                *by_status.entry(st).or_default() += n;
-            }
-            metrics.seed_status_counts(&by_status.into_iter().collect::<Vec<_>>());
-        }
+        Ok(rows) => metrics.seed_counts(&rows),
         Err(e) => log::error!("cannot seed task metrics: {e}"),
     }
 }

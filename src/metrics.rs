@@ -23,6 +23,10 @@ const HTTP_BUCKETS: [f64; 10] = [
 
 pub struct Metrics {
     registry: Registry,
+    /// Exact task counts per type and status (indexed as `TaskStatus::ALL`), kept from the
+    /// bus like the gauge: list totals for status/type filters come from here, not from a
+    /// `COUNT(*)` over millions of rows.
+    by_type: std::sync::Mutex<std::collections::HashMap<String, [i64; 6]>>,
     pub tasks_created: IntCounterVec,
     pub transitions: IntCounterVec,
     pub tasks: IntGaugeVec,
@@ -82,6 +86,7 @@ impl Metrics {
             log::error!("process metrics unavailable: {e}");
         }
         Arc::new(Metrics {
+            by_type: Default::default(),
             tasks_created: counter(
                 "steward_tasks_created_total",
                 "Tasks created, by type.",
@@ -150,12 +155,58 @@ impl Metrics {
     }
 
     /// Seeds the per-status gauge from stored counts.
-    pub fn seed_status_counts(&self, counts: &[(String, i64)]) {
-        for st in TaskStatus::ALL {
-            self.tasks.with_label_values(&[st.as_str()]).set(0);
+    /// Sets every count from `(type, status, n)` rows (start-up, and after bulk deletes).
+    pub fn seed_counts(&self, rows: &[(String, String, i64)]) {
+        let mut by_type: std::collections::HashMap<String, [i64; 6]> = Default::default();
+        for (task_type, status, n) in rows {
+            if let Some(i) = status_index(status) {
+                by_type.entry(task_type.clone()).or_default()[i] += n;
+            }
         }
-        for (status, n) in counts {
-            self.tasks.with_label_values(&[status]).set(*n);
+        for (i, st) in TaskStatus::ALL.iter().enumerate() {
+            let n: i64 = by_type.values().map(|c| c[i]).sum();
+            self.tasks.with_label_values(&[st.as_str()]).set(n);
+        }
+        *self.lock_counts() = by_type;
+    }
+
+    fn lock_counts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, [i64; 6]>> {
+        match self.by_type.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn count_change(&self, task_type: &str, status: TaskStatus, delta: i64) {
+        self.tasks.with_label_values(&[status.as_str()]).add(delta);
+        if let Some(i) = status_index(status.as_str()) {
+            self.lock_counts().entry(task_type.to_string()).or_default()[i] += delta;
+        }
+    }
+
+    /// A finished task was deleted.
+    pub fn forget(&self, task_type: &str, status: TaskStatus) {
+        self.count_change(task_type, status, -1);
+    }
+
+    /// How many tasks of `task_type` (any type when `None`) are in one of `statuses` (any
+    /// status when empty).
+    pub fn count(&self, task_type: Option<&str>, statuses: &[TaskStatus]) -> i64 {
+        let wanted: Vec<usize> = if statuses.is_empty() {
+            (0..TaskStatus::ALL.len()).collect()
+        } else {
+            statuses
+                .iter()
+                .filter_map(|s| status_index(s.as_str()))
+                .collect()
+        };
+        let counts = self.lock_counts();
+        let sum = |c: &[i64; 6]| wanted.iter().map(|&i| c[i]).sum::<i64>();
+        match task_type {
+            Some(t) => counts.get(t).map(sum).unwrap_or(0),
+            None => counts.values().map(sum).sum(),
         }
     }
 
@@ -172,9 +223,9 @@ impl Metrics {
             } => {
                 match from {
                     None => self.tasks_created.with_label_values(&[task_type]).inc(),
-                    Some(f) => self.tasks.with_label_values(&[f.as_str()]).dec(),
+                    Some(f) => self.count_change(task_type, *f, -1),
                 }
-                self.tasks.with_label_values(&[to.as_str()]).inc();
+                self.count_change(task_type, *to, 1);
                 self.transitions
                     .with_label_values(&[task_type, to.as_str()])
                     .inc();
@@ -222,4 +273,8 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+fn status_index(status: &str) -> Option<usize> {
+    TaskStatus::ALL.iter().position(|s| s.as_str() == status)
 }

@@ -122,6 +122,8 @@ pub struct Monitor {
     sampler: Sampler,
     history: History,
     data_dir: PathBuf,
+    /// Recounted after the hourly prune deletes finished tasks.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A running task stalled (internal).
@@ -139,12 +141,18 @@ struct TaskStalled {
 struct TaskFailed(TaskId);
 
 impl Monitor {
-    pub fn new(shared: Shared, history: History, data_dir: PathBuf) -> Self {
+    pub fn new(
+        shared: Shared,
+        history: History,
+        data_dir: PathBuf,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Monitor {
             shared,
             sampler: Sampler::new(),
             history,
             data_dir,
+            metrics,
         }
     }
 
@@ -273,6 +281,7 @@ impl Actor for Monitor {
         });
         ctx.run_interval(PRUNE_EVERY, |act, _| {
             let shared = act.shared.clone();
+            let metrics = act.metrics.clone();
             actix::spawn(async move {
                 let days = shared.config().history_retention_days;
                 if days > 0.0 {
@@ -282,6 +291,7 @@ impl Actor for Monitor {
                             "maintenance",
                             format!("pruned {n} finished task(s) older than {days} days"),
                         );
+                        crate::app::seed_metrics(&shared.store, &metrics).await;
                     }
                 }
             });

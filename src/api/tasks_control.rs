@@ -312,11 +312,7 @@ pub async fn delete(state: &AppState, id: TaskId) -> ApiResult<()> {
         .write(move |c| q::delete_terminal(c, id))
         .await?;
     if deleted {
-        state
-            .metrics
-            .tasks
-            .with_label_values(&[task.status.as_str()])
-            .dec();
+        state.metrics.forget(&task.task_type, task.status);
         return Ok(());
     }
     Err(ApiError::new(

@@ -1,6 +1,10 @@
 //! Resource use of a process group from /proc (Linux): CPU time, resident memory and I/O,
 //! summed over every process of the group, so a shell's children count too.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
 /// One reading of a process group.
@@ -31,7 +35,7 @@ fn parse_stat(stat: &str) -> Option<(i64, u64, u64)> {
     Some((pgrp, ticks, rss))
 }
 
-fn io_bytes(pid: &str) -> (u64, u64) {
+fn io_bytes(pid: u32) -> (u64, u64) {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     let get = |k: &str| {
         io.lines()
@@ -42,37 +46,82 @@ fn io_bytes(pid: &str) -> (u64, u64) {
     (get("read_bytes:"), get("write_bytes:"))
 }
 
-/// Sums the usage of every process in group `pgid` (blocking; a /proc scan).
-pub fn group_usage(pgid: i64) -> GroupUsage {
-    let mut u = GroupUsage::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return u;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((pgrp, ticks, rss)) = parse_stat(&stat) else {
-            continue;
-        };
-        if pgrp != pgid {
-            continue;
+/// How old a /proc scan may be and still answer: every running `command` task samples its
+/// group each second, and one scan serves them all (a scan per task made a thousand tasks
+/// read a million /proc files a second).
+const SCAN_FRESH: Duration = Duration::from_millis(500);
+
+/// One pass over /proc: each process group's processes as `(pid, cpu ticks, rss pages)`,
+/// and the I/O of the groups asked about so far.
+struct Scan {
+    at: Instant,
+    groups: HashMap<i64, Vec<(u32, u64, u64)>>,
+    io: HashMap<i64, (u64, u64)>,
+}
+
+impl Scan {
+    fn take() -> Scan {
+        let mut groups: HashMap<i64, Vec<(u32, u64, u64)>> = HashMap::new();
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    continue;
+                };
+                if let Some((pgrp, ticks, rss)) = parse_stat(&stat) {
+                    groups.entry(pgrp).or_default().push((pid, ticks, rss));
+                }
+            }
         }
-        let (r, w) = io_bytes(pid);
-        u.cpu_seconds += ticks as f64 / clock_ticks();
-        u.rss_bytes += rss * PAGE_SIZE;
-        u.read_bytes += r;
-        u.write_bytes += w;
-        u.processes += 1;
+        Scan {
+            at: Instant::now(),
+            groups,
+            io: HashMap::new(),
+        }
     }
-    u
+
+    fn usage(&mut self, pgid: i64) -> GroupUsage {
+        let mut u = GroupUsage::default();
+        let Some(procs) = self.groups.get(&pgid) else {
+            return u;
+        };
+        let (read_bytes, write_bytes) = *self.io.entry(pgid).or_insert_with(|| {
+            procs.iter().fold((0, 0), |(r, w), (pid, _, _)| {
+                let (r2, w2) = io_bytes(*pid);
+                (r + r2, w + w2)
+            })
+        });
+        for (_, ticks, rss) in procs {
+            u.cpu_seconds += *ticks as f64 / clock_ticks();
+            u.rss_bytes += rss * PAGE_SIZE;
+            u.processes += 1;
+        }
+        u.read_bytes = read_bytes;
+        u.write_bytes = write_bytes;
+        u
+    }
+}
+
+static LAST_SCAN: Mutex<Option<Scan>> = Mutex::new(None);
+
+/// Sums the usage of every process in group `pgid` (blocking: a /proc scan, shared by the
+/// callers of the next [`SCAN_FRESH`]).
+pub fn group_usage(pgid: i64) -> GroupUsage {
+    let mut last = match LAST_SCAN.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let fresh = last.as_ref().is_some_and(|s| s.at.elapsed() < SCAN_FRESH);
+    if !fresh {
+        *last = Some(Scan::take());
+    }
+    last.as_mut().map(|s| s.usage(pgid)).unwrap_or_default()
 }
 
 /// The task's `resources` value from two readings `secs` apart.

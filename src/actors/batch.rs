@@ -1,6 +1,6 @@
 //! BatchActor: one per live batch, owned by the Supervisor. It keeps the batch's aggregate
-//! status true to its tasks (recounting them from the database, at most every
-//! [`REFRESH_EVERY`], whenever one of them changes), applies `on_failure: cancel_remaining`,
+//! status true to its tasks (recounting them from the database whenever one of them
+//! changes, with a short pause between recounts), applies `on_failure: cancel_remaining`,
 //! and when the batch is over records it, announces it, and releases batches waiting on it.
 
 use std::time::Duration;
@@ -21,8 +21,11 @@ use crate::store::batches as qb;
 #[rtype(result = "()")]
 pub struct Refresh;
 
-/// The shortest time between two recounts.
-const REFRESH_EVERY: Duration = Duration::from_millis(50);
+/// The shortest pause between two recounts; the pause is also at least twice as long as the
+/// last recount took, so a large batch spends at most a third of a reader on its counts
+/// while a small one sees its last task finish within milliseconds.
+const REFRESH_PAUSE_MIN: Duration = Duration::from_millis(5);
+const REFRESH_PAUSE_MAX: Duration = Duration::from_millis(200);
 
 pub struct BatchActor {
     id: String,
@@ -132,7 +135,7 @@ impl Actor for BatchActor {
     }
 }
 
-/// Recounts (coalescing bursts of changes into one read per [`REFRESH_EVERY`]).
+/// Recounts (coalescing bursts of changes into one read per pause).
 impl Handler<Refresh> for BatchActor {
     type Result = ();
 
@@ -146,12 +149,13 @@ impl Handler<Refresh> for BatchActor {
         }
         self.busy = true;
         let id = self.id.clone();
+        let began = std::time::Instant::now();
         let read = self.shared.store.read(move |c| {
             let b = qb::get(c, &id)?;
             let counts = qb::counts(c, &id)?;
             Ok(b.map(|b| (b, counts)))
         });
-        ctx.spawn(read.into_actor(self).map(|res, act, ctx| {
+        ctx.spawn(read.into_actor(self).map(move |res, act, ctx| {
             match res {
                 Ok(Some((batch, counts))) => act.apply(batch, counts, ctx),
                 Ok(None) => {
@@ -163,7 +167,8 @@ impl Handler<Refresh> for BatchActor {
                 }
                 Err(e) => log::error!("batch {}: recount failed: {e}", act.id),
             }
-            ctx.run_later(REFRESH_EVERY, |act, ctx| {
+            let pause = (began.elapsed() * 2).clamp(REFRESH_PAUSE_MIN, REFRESH_PAUSE_MAX);
+            ctx.run_later(pause, |act, ctx| {
                 act.busy = false;
                 if std::mem::take(&mut act.dirty) {
                     ctx.notify(Refresh);

@@ -96,7 +96,9 @@ async fn run_sleep(total: f64, mut slept: f64, mut ctx: JobContext) -> Outcome {
                     _ = tokio::time::sleep(step) => {}
                     _ = ctx.changed() => {}
                 }
-                slept = (slept + started.elapsed().min(step).as_secs_f64()).min(total);
+                // Wall time, overshoot included: a wake-up late by a few ms on a busy loop is
+                // time slept, and dropping it made ten steps add up to more than `secs`.
+                slept = (slept + started.elapsed().as_secs_f64()).min(total);
                 ctx.progress_with_checkpoint(pct(slept), json!({"slept_secs": slept}));
             }
         }

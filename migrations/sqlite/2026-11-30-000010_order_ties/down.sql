@@ -1,0 +1,10 @@
+DROP INDEX idx_tasks_status_created;
+CREATE INDEX idx_tasks_status_created ON tasks (status, created_at);
+DROP INDEX idx_tasks_type_created;
+CREATE INDEX idx_tasks_type_created ON tasks (task_type, created_at);
+DROP INDEX idx_tasks_created;
+CREATE INDEX idx_tasks_created ON tasks (created_at);
+DROP INDEX idx_tasks_batch;
+CREATE INDEX idx_tasks_batch ON tasks (batch_id, created_at) WHERE batch_id IS NOT NULL;
+DROP INDEX idx_tasks_schedule;
+CREATE INDEX idx_tasks_schedule ON tasks (schedule_id, created_at) WHERE schedule_id IS NOT NULL;

@@ -182,7 +182,12 @@ impl Metrics {
     fn count_change(&self, task_type: &str, status: TaskStatus, delta: i64) {
         self.tasks.with_label_values(&[status.as_str()]).add(delta);
         if let Some(i) = status_index(status.as_str()) {
-            self.lock_counts().entry(task_type.to_string()).or_default()[i] += delta;
+            let mut counts = self.lock_counts();
+            // Every transition passes here: allocate the key only for a type not seen yet.
+            match counts.get_mut(task_type) {
+                Some(c) => c[i] += delta,
+                None => counts.entry(task_type.to_string()).or_default()[i] += delta,
+            }
         }
     }
 

@@ -213,13 +213,29 @@ pub fn list_counted(
 impl TaskQuery {
     /// Whether only status and type filter it: its total is then a sum of kept counts.
     pub fn by_status_and_type_only(&self) -> bool {
-        self.tag.is_none()
-            && self.batch_id.is_none()
-            && self.schedule_id.is_none()
-            && self.ids.is_empty()
-            && self.text.is_none()
-            && self.created_after.is_none()
-            && self.created_before.is_none()
+        // Spelled out field by field, so a new filter cannot be added without deciding here.
+        let TaskQuery {
+            statuses: _,
+            task_type: _,
+            tag,
+            batch_id,
+            schedule_id,
+            ids,
+            text,
+            created_after,
+            created_before,
+            sort: _,
+            descending: _,
+            offset: _,
+            limit: _,
+        } = self;
+        tag.is_none()
+            && batch_id.is_none()
+            && schedule_id.is_none()
+            && ids.is_empty()
+            && text.is_none()
+            && created_after.is_none()
+            && created_before.is_none()
     }
 }
 

@@ -119,6 +119,77 @@ impl From<&Task> for TaskRow {
     }
 }
 
+/// The columns a stored task can change: everything but what its creation fixed (identity,
+/// type, config, batch, schedule, mutex, dependencies, origin, creation time). An `UPDATE`
+/// rewrites the entries of every index that holds a column it sets, so leaving the fixed
+/// ones out spares the type, creation-time, batch and schedule indexes on each save (and
+/// re-serialising the config and dependencies).
+#[derive(AsChangeset)]
+#[diesel(table_name = tasks, treat_none_as_null = true)]
+pub struct TaskChanges {
+    pub name: String,
+    pub status: String,
+    pub priority: i32,
+    pub progress: f64,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub eta_secs: Option<f64>,
+    pub checkpoint: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub attempt: i32,
+    pub max_retries: i32,
+    pub retry_delay_secs: f64,
+    pub retry_backoff: String,
+    pub timeout_secs: Option<f64>,
+    pub run_at: Option<i64>,
+    pub tags: String,
+    pub unit_id: Option<String>,
+    pub version: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub unit_labels: String,
+    pub held: bool,
+    pub not_before: Option<i64>,
+    pub active_secs: f64,
+    pub resources: Option<String>,
+}
+
+impl From<&Task> for TaskChanges {
+    fn from(t: &Task) -> Self {
+        TaskChanges {
+            name: t.name.clone(),
+            status: t.status.as_str().into(),
+            priority: t.priority,
+            progress: t.progress,
+            stage: t.stage.clone(),
+            message: t.message.clone(),
+            eta_secs: t.eta_secs,
+            checkpoint: opt_json(&t.checkpoint),
+            result: opt_json(&t.result),
+            error: t.error.clone(),
+            attempt: t.attempt,
+            max_retries: t.max_retries,
+            retry_delay_secs: t.retry_delay_secs,
+            retry_backoff: t.retry_backoff.as_str().into(),
+            timeout_secs: t.timeout_secs,
+            run_at: t.run_at,
+            tags: serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into()),
+            unit_id: t.unit_id.clone(),
+            version: t.version,
+            updated_at: t.updated_at,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+            unit_labels: serde_json::to_string(&t.unit_labels).unwrap_or_else(|_| "{}".into()),
+            held: t.held,
+            not_before: t.not_before,
+            active_secs: t.active_secs,
+            resources: opt_json(&t.resources),
+        }
+    }
+}
+
 impl TryFrom<TaskRow> for Task {
     type Error = StoreError;
     fn try_from(r: TaskRow) -> Result<Task, StoreError> {

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::conn::{DbConn, MultiBackend};
-use super::rows::{HistoryRow, LogLine, LogRow, NewHistoryRow, NewLogRow, TaskRow};
+use super::rows::{HistoryRow, LogLine, LogRow, NewHistoryRow, NewLogRow, TaskChanges, TaskRow};
 use super::schema::{task_history, task_logs, tasks};
 use super::StoreError;
 use crate::domain::{LogLevel, Millis, Task, TaskId, TaskStatus, Transition};
@@ -300,10 +300,11 @@ pub fn save(
     expected_version: i64,
     history: &[Transition],
 ) -> Result<bool, StoreError> {
-    let row = TaskRow::from(task);
+    let changes = TaskChanges::from(task);
+    let id = task.id.to_string();
     let n = SaveTask {
-        changes: (&row).as_changeset(),
-        id: &row.id,
+        changes: (&changes).as_changeset(),
+        id: &id,
         version: expected_version,
     }
     .execute(conn)?;
@@ -320,11 +321,11 @@ pub fn save(
     Ok(true)
 }
 
-/// `UPDATE tasks SET <every column> WHERE id = ? AND version = ?`. diesel never caches its
-/// own `UPDATE` statements (a changeset's columns may vary); this one's never do, so it has a
-/// static query id and is prepared once per connection.
+/// `UPDATE tasks SET <every changeable column> WHERE id = ? AND version = ?`. diesel never
+/// caches its own `UPDATE` statements (a changeset's columns may vary); this one's never do, so
+/// it has a static query id and is prepared once per connection.
 struct SaveTask<'a> {
-    changes: <&'a TaskRow as AsChangeset>::Changeset,
+    changes: <&'a TaskChanges as AsChangeset>::Changeset,
     id: &'a str,
     version: i64,
 }
@@ -337,7 +338,7 @@ impl diesel::query_builder::QueryId for SaveTask<'_> {
 impl<DB> diesel::query_builder::QueryFragment<DB> for SaveTask<'_>
 where
     DB: diesel::backend::Backend,
-    for<'a> <&'a TaskRow as AsChangeset>::Changeset: diesel::query_builder::QueryFragment<DB>,
+    for<'a> <&'a TaskChanges as AsChangeset>::Changeset: diesel::query_builder::QueryFragment<DB>,
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>
         + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,

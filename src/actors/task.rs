@@ -355,8 +355,7 @@ impl TaskActor {
     /// once); a write that finds the row changed reloads the actor, which stops the work it
     /// began. A task that stopped being pending meanwhile is let go.
     fn begin_dispatch(&mut self, unit: UnitHandle, ctx: &mut Context<Self>) {
-        let id = self.id;
-        let read = self.shared.store.read(move |c| q::get(c, id));
+        let read = self.shared.store.get_task(self.id);
         self.unit = Some(unit);
         ctx.wait(read.into_actor(self).map(|res, act, ctx| {
             let mut task = match res {

@@ -431,16 +431,14 @@ impl Task {
     }
 }
 
+/// A plain task of `task_type` for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn spec() -> NewTask {
+impl NewTask {
+    pub(crate) fn example(task_type: &str) -> NewTask {
         NewTask {
             name: "t".into(),
-            task_type: "noop".into(),
-            config: json!({}),
+            task_type: task_type.into(),
+            config: serde_json::json!({}),
             priority: 1,
             max_retries: 2,
             retry_delay_secs: 5.0,
@@ -460,6 +458,16 @@ mod tests {
             unit_labels: BTreeMap::new(),
             autostart: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> NewTask {
+        NewTask::example("noop")
     }
 
     #[test]

@@ -34,14 +34,17 @@ pub mod tasks;
 pub mod units;
 pub mod webhooks;
 
+use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
 pub use conn::{Backend, DbConn};
+
+use crate::domain::{Task, TaskId};
 
 /// The most writes folded into one transaction.
 const MAX_GROUP: usize = 2048;
@@ -95,6 +98,17 @@ struct Inner {
     backend: Backend,
     pool: conn::Pool,
     writer: mpsc::Sender<Job>,
+    task_reads: Mutex<TaskReads>,
+}
+
+type TaskAnswer = tokio::sync::oneshot::Sender<Result<Option<Task>, StoreError>>;
+
+/// Task reads asked for while the last lookup ran (see [`Store::get_task`]).
+#[derive(Default)]
+struct TaskReads {
+    waiting: Vec<(TaskId, TaskAnswer)>,
+    /// A blocking job is draining `waiting`.
+    draining: bool,
 }
 
 impl Store {
@@ -131,6 +145,7 @@ impl Store {
             backend,
             pool,
             writer: tx,
+            task_reads: Mutex::default(),
         });
         if let Backend::Sqlite(_) = &inner.backend {
             let weak = Arc::downgrade(&inner);
@@ -174,6 +189,26 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?
         }
+    }
+
+    /// Reads one task, folding the reads asked for while the last one ran into one query: a
+    /// thousand tasks dispatched together load with a few statements on one blocking job
+    /// instead of a thousand jobs queued for the pool.
+    pub fn get_task(
+        &self,
+        id: TaskId,
+    ) -> impl std::future::Future<Output = Result<Option<Task>, StoreError>> + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut reads = self.inner.lock_task_reads();
+            reads.waiting.push((id, tx));
+            !std::mem::replace(&mut reads.draining, true)
+        };
+        if start {
+            let inner = self.inner.clone();
+            actix_rt::task::spawn_blocking(move || inner.drain_task_reads());
+        }
+        async move { rx.await.map_err(|_| StoreError::Closed)? }
     }
 
     /// Queues a write at once (so writes queued in order commit in order); it runs in its own
@@ -238,6 +273,68 @@ impl Store {
     {
         let mut conn = self.inner.backend.connect()?;
         conn.transaction::<R, StoreError, _>(f)
+    }
+}
+
+impl Inner {
+    fn lock_task_reads(&self) -> std::sync::MutexGuard<'_, TaskReads> {
+        self.task_reads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Answers waiting task reads, a round at a time, until none are left.
+    fn drain_task_reads(&self) {
+        /// Lets the next read start a drain even if this one panicked.
+        struct Reset<'a>(&'a Inner);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                if thread::panicking() {
+                    self.0.lock_task_reads().draining = false;
+                }
+            }
+        }
+        let _reset = Reset(self);
+        loop {
+            let round = {
+                let mut reads = self.lock_task_reads();
+                if reads.waiting.is_empty() {
+                    reads.draining = false;
+                    return;
+                }
+                std::mem::take(&mut reads.waiting)
+            };
+            let ids: Vec<TaskId> = round.iter().map(|(id, _)| *id).collect();
+            let found = self
+                .pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+                .and_then(|mut c| match ids.as_slice() {
+                    [one] => Ok(tasks::get(&mut c, *one)?.into_iter().collect()),
+                    many => tasks::get_many(&mut c, many),
+                });
+            match found {
+                Ok(found) => {
+                    let mut by_id: HashMap<TaskId, Task> =
+                        found.into_iter().map(|t| (t.id, t)).collect();
+                    let unique = by_id.len() == round.len();
+                    for (id, tx) in round {
+                        let t = if unique {
+                            by_id.remove(&id)
+                        } else {
+                            by_id.get(&id).cloned()
+                        };
+                        let _ = tx.send(Ok(t));
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for (_, tx) in round {
+                        let _ = tx.send(Err(StoreError::Unavailable(why.clone())));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -313,4 +410,77 @@ fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
         }
     }
     log::debug!("writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewTask, TaskStatus};
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = dir.path().join("steward.db").display().to_string();
+        let store = Store::open(&url, 2).expect("open store");
+        (dir, store)
+    }
+
+    fn stored(store: &Store, n: usize) -> Vec<TaskId> {
+        let items: Vec<_> = (0..n)
+            .map(|_| Task::create(TaskId::new(), NewTask::example("noop"), 1_000, "test"))
+            .collect();
+        let ids = items.iter().map(|(t, _)| t.id).collect();
+        store
+            .write_blocking(|c| tasks::insert(c, &items))
+            .expect("insert");
+        ids
+    }
+
+    #[actix_rt::test]
+    async fn task_reads_asked_together_each_get_their_own_answer() {
+        let (_dir, store) = open();
+        let ids = stored(&store, 5);
+        let missing = TaskId::new();
+        let mut asks = ids.clone();
+        asks.push(ids[2]);
+        asks.push(missing);
+        let answers =
+            futures_util::future::join_all(asks.iter().map(|id| store.get_task(*id))).await;
+        for (id, answer) in asks.iter().zip(answers) {
+            let found = answer.expect("read");
+            if *id == missing {
+                assert!(found.is_none(), "a task never stored is not found");
+            } else {
+                assert_eq!(found.map(|t| t.id), Some(*id));
+            }
+        }
+        // The next read after a drained round starts a new one.
+        let again = store.get_task(ids[4]).await.expect("read");
+        assert_eq!(again.map(|t| t.id), Some(ids[4]));
+    }
+
+    #[actix_rt::test]
+    async fn a_save_changes_what_can_change_and_keeps_what_creation_fixed() {
+        let (_dir, store) = open();
+        let id = stored(&store, 1)[0];
+        let saved = store
+            .write(move |c| {
+                tasks::modify(c, id, |t| {
+                    t.name = "renamed".into();
+                    t.progress = 0.5;
+                    t.transition(TaskStatus::Running, 2_000, "test", None)
+                        .map(|h| vec![h])
+                })
+            })
+            .await
+            .expect("write")
+            .expect("transition");
+        let read = store.get_task(id).await.expect("read").expect("found");
+        assert_eq!(read.status, TaskStatus::Running);
+        assert_eq!(read.name, "renamed");
+        assert_eq!(read.progress, 0.5);
+        assert_eq!(read.version, saved.version);
+        assert_eq!(read.task_type, "noop");
+        assert_eq!(read.created_at, 1_000);
+        assert_eq!(read.config, serde_json::json!({}));
+    }
 }

@@ -12,7 +12,7 @@ use actix_web::{dev::Server, middleware, web, App, HttpServer};
 
 use crate::actors::schedule::{LoadAll, ScheduleActor};
 use crate::actors::scheduler::{Activate, Enqueue, RegisterUnit, SchedulerActor, SetSupervisor};
-use crate::actors::supervisor::{Adopt, Supervisor};
+use crate::actors::supervisor::{ActiveTasks, Adopt, Supervisor};
 use crate::actors::unit_manager::UnitManager;
 use crate::actors::units::{LocalUnit, UnitHandle};
 use crate::actors::Shared;
@@ -137,7 +137,8 @@ impl Application {
         };
 
         let scheduler = SchedulerActor::new(shared.clone()).start();
-        let supervisor = Supervisor::new(shared.clone(), scheduler.clone()).start();
+        let active = ActiveTasks::default();
+        let supervisor = Supervisor::new(shared.clone(), scheduler.clone(), active.clone()).start();
         let local = LocalUnit::new(registry.clone(), env).start();
         scheduler.do_send(RegisterUnit {
             slot: UnitSlot {
@@ -204,6 +205,7 @@ impl Application {
             shared,
             scheduler,
             supervisor,
+            active,
             metrics,
             schedules: schedule_ctx.address(),
             started: Instant::now(),
@@ -328,7 +330,7 @@ async fn recover(
                 .filter_map(|d| crate::actors::scheduler::batches::batch_key(d))
                 .collect(),
         });
-        supervisor.do_send(crate::actors::supervisor::WatchBatch { id: b.id });
+        supervisor.do_send(crate::actors::supervisor::WatchBatch::changed(b.id));
     }
     let live = shared.store.read(q::live).await?;
     let (mut running, mut paused, mut pending) = (0, 0, Vec::new());

@@ -1,7 +1,8 @@
 //! BatchActor: one per live batch, owned by the Supervisor. It keeps the batch's aggregate
 //! status true to its tasks (recounting them from the database whenever one of them
-//! changes, with a short pause between recounts), applies `on_failure: cancel_remaining`,
-//! and when the batch is over records it, announces it, and releases batches waiting on it.
+//! changes, with a short pause between recounts, cut short once every task counted live has
+//! been heard to end), applies `on_failure: cancel_remaining`, and when the batch is over
+//! records it, announces it, and releases batches waiting on it.
 
 use std::time::Duration;
 
@@ -16,10 +17,13 @@ use crate::domain::{now_ms, rfc3339};
 use crate::events::EventBody;
 use crate::store::batches as qb;
 
-/// Recount the batch's tasks.
-#[derive(Message)]
+/// Recount the batch's tasks: one of them changed (`ended`: it reached a final status), or
+/// the batch itself did.
+#[derive(Message, Default)]
 #[rtype(result = "()")]
-pub struct Refresh;
+pub struct Refresh {
+    pub ended: bool,
+}
 
 /// The shortest pause between two recounts; the pause is also at least twice as long as the
 /// last recount took, so a large batch spends at most a third of a reader on its counts
@@ -33,6 +37,13 @@ pub struct BatchActor {
     commander: Commander,
     busy: bool,
     dirty: bool,
+    /// The pause after the last recount, while it runs.
+    pause: Option<SpawnHandle>,
+    /// Tasks the last recount found not finished.
+    live: i64,
+    /// Tasks heard to finish since the last recount began (a task counted twice only
+    /// brings the next recount forward).
+    ended_since: i64,
     cancel_issued: bool,
     done: bool,
 }
@@ -45,6 +56,9 @@ impl BatchActor {
             commander,
             busy: false,
             dirty: false,
+            pause: None,
+            live: i64::MAX,
+            ended_since: 0,
             cancel_issued: false,
             done: false,
         }
@@ -131,7 +145,7 @@ impl Actor for BatchActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.notify(Refresh);
+        ctx.notify(Refresh::default());
     }
 }
 
@@ -139,15 +153,29 @@ impl Actor for BatchActor {
 impl Handler<Refresh> for BatchActor {
     type Result = ();
 
-    fn handle(&mut self, _: Refresh, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Refresh, ctx: &mut Context<Self>) {
         if self.done {
             return;
         }
+        if msg.ended {
+            self.ended_since += 1;
+        }
         if self.busy {
             self.dirty = true;
+            // The last live task has ended: the batch may be over, so its end need not wait
+            // out the pause.
+            if self.live > 0 && self.ended_since >= self.live {
+                if let Some(h) = self.pause.take() {
+                    ctx.cancel_future(h);
+                    self.busy = false;
+                    self.dirty = false;
+                    ctx.notify(Refresh::default());
+                }
+            }
             return;
         }
         self.busy = true;
+        self.ended_since = 0;
         let id = self.id.clone();
         let began = std::time::Instant::now();
         let read = self.shared.store.read(move |c| {
@@ -157,7 +185,10 @@ impl Handler<Refresh> for BatchActor {
         });
         ctx.spawn(read.into_actor(self).map(move |res, act, ctx| {
             match res {
-                Ok(Some((batch, counts))) => act.apply(batch, counts, ctx),
+                Ok(Some((batch, counts))) => {
+                    act.live = counts.pending + counts.running + counts.paused;
+                    act.apply(batch, counts, ctx)
+                }
                 Ok(None) => {
                     act.done = true;
                     act.commander
@@ -167,13 +198,20 @@ impl Handler<Refresh> for BatchActor {
                 }
                 Err(e) => log::error!("batch {}: recount failed: {e}", act.id),
             }
+            if act.dirty && act.live > 0 && act.ended_since >= act.live {
+                act.busy = false;
+                act.dirty = false;
+                ctx.notify(Refresh::default());
+                return;
+            }
             let pause = (began.elapsed() * 2).clamp(REFRESH_PAUSE_MIN, REFRESH_PAUSE_MAX);
-            ctx.run_later(pause, |act, ctx| {
+            act.pause = Some(ctx.run_later(pause, |act, ctx| {
+                act.pause = None;
                 act.busy = false;
                 if std::mem::take(&mut act.dirty) {
-                    ctx.notify(Refresh);
+                    ctx.notify(Refresh::default());
                 }
-            });
+            }));
         }));
     }
 }

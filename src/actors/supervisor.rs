@@ -3,6 +3,7 @@
 //! `RunTask` and at start-up (`Adopt`), and routes commands and snapshot reads to them.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::prelude::*;
 
@@ -39,20 +40,6 @@ pub struct Route {
     pub by: String,
 }
 
-/// The hot copy of an active task, if it is active here.
-#[derive(Message)]
-#[rtype(result = "Option<Task>")]
-pub struct Peek {
-    pub id: TaskId,
-}
-
-/// The hot copies of those of these tasks that are active here.
-#[derive(Message)]
-#[rtype(result = "Vec<Task>")]
-pub struct PeekMany {
-    pub ids: Vec<TaskId>,
-}
-
 /// Which of these tasks are active here (started, even if their start is not yet written).
 #[derive(Message)]
 #[rtype(result = "Vec<TaskId>")]
@@ -72,6 +59,18 @@ pub struct TaskActorStopped {
 #[rtype(result = "()")]
 pub struct WatchBatch {
     pub id: String,
+    /// A task of the batch reached a final status.
+    pub ended: bool,
+}
+
+impl WatchBatch {
+    /// The batch itself changed (created, paused, resumed, cancelled, restarted).
+    pub fn changed(id: impl Into<String>) -> Self {
+        WatchBatch {
+            id: id.into(),
+            ended: false,
+        }
+    }
 }
 
 /// A batch actor is done.
@@ -91,17 +90,57 @@ struct RefreshAllBatches;
 #[rtype(result = "usize")]
 pub struct CountActive;
 
+/// The supervisor's task actors by task, readable without a message: a read of a task asks
+/// its actor for the hot copy directly, and a read of a task with no actor (most of them:
+/// finished or still queued) goes straight to the store. Only the supervisor adds and removes.
+#[derive(Clone, Default)]
+pub struct ActiveTasks(Arc<Mutex<HashMap<TaskId, Addr<TaskActor>>>>);
+
+impl ActiveTasks {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TaskId, Addr<TaskActor>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, id: &TaskId) -> Option<Addr<TaskActor>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// The hot copy of an active task, if it has an actor.
+    pub async fn peek(&self, id: TaskId) -> Option<Task> {
+        let addr = self.get(&id)?;
+        addr.send(Snapshot).await.ok().flatten()
+    }
+
+    /// The hot copies of those of these tasks that have an actor.
+    pub async fn peek_many(&self, ids: &[TaskId]) -> Vec<Task> {
+        let asks: Vec<_> = {
+            let map = self.lock();
+            ids.iter()
+                .filter_map(|id| map.get(id))
+                .map(|a| a.send(Snapshot))
+                .collect()
+        };
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok().flatten())
+            .collect()
+    }
+}
+
 pub struct Supervisor {
-    tasks: HashMap<TaskId, Addr<TaskActor>>,
+    tasks: ActiveTasks,
     batches: HashMap<String, Addr<BatchActor>>,
     shared: Shared,
     scheduler: Addr<SchedulerActor>,
 }
 
 impl Supervisor {
-    pub fn new(shared: Shared, scheduler: Addr<SchedulerActor>) -> Self {
+    pub fn new(shared: Shared, scheduler: Addr<SchedulerActor>, tasks: ActiveTasks) -> Self {
         Supervisor {
-            tasks: HashMap::new(),
+            tasks,
             batches: HashMap::new(),
             shared,
             scheduler,
@@ -114,14 +153,14 @@ impl Supervisor {
         let me = ctx.address();
         let addr =
             actix::Supervisor::start(move |_| TaskActor::new(id, launch, shared, scheduler, me));
-        self.tasks.insert(id, addr);
+        self.tasks.lock().insert(id, addr);
     }
 }
 
 impl Supervisor {
-    fn watch_batch(&mut self, id: String, ctx: &mut Context<Self>) {
+    fn watch_batch(&mut self, id: String, ended: bool, ctx: &mut Context<Self>) {
         if let Some(addr) = self.batches.get(&id) {
-            addr.do_send(Refresh);
+            addr.do_send(Refresh { ended });
             return;
         }
         let commander = Commander {
@@ -147,10 +186,15 @@ impl Actor for Supervisor {
                 match events.recv().await {
                     Ok(ev) => {
                         if let crate::events::EventBody::Status {
-                            batch_id: Some(b), ..
+                            batch_id: Some(b),
+                            to,
+                            ..
                         } = &ev.body
                         {
-                            me.do_send(WatchBatch { id: b.clone() });
+                            me.do_send(WatchBatch {
+                                id: b.clone(),
+                                ended: to.is_terminal(),
+                            });
                         }
                     }
                     Err(RecvError::Lagged(_)) => me.do_send(RefreshAllBatches),
@@ -165,7 +209,7 @@ impl Actor for Supervisor {
 impl Handler<WatchBatch> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: WatchBatch, ctx: &mut Context<Self>) {
-        self.watch_batch(msg.id, ctx);
+        self.watch_batch(msg.id, msg.ended, ctx);
     }
 }
 
@@ -182,7 +226,7 @@ impl Handler<RefreshAllBatches> for Supervisor {
     type Result = ();
     fn handle(&mut self, _: RefreshAllBatches, _: &mut Context<Self>) {
         for addr in self.batches.values() {
-            addr.do_send(Refresh);
+            addr.do_send(Refresh::default());
         }
     }
 }
@@ -215,7 +259,7 @@ impl Handler<Adopt> for Supervisor {
 impl Handler<Route> for Supervisor {
     type Result = ResponseFuture<Routed>;
     fn handle(&mut self, msg: Route, _: &mut Context<Self>) -> Self::Result {
-        let Some(addr) = self.tasks.get(&msg.id).cloned() else {
+        let Some(addr) = self.tasks.get(&msg.id) else {
             return Box::pin(async { Routed::NotHere });
         };
         Box::pin(async move {
@@ -233,48 +277,15 @@ impl Handler<Route> for Supervisor {
     }
 }
 
-/// Reads the hot copy of an active task.
-impl Handler<Peek> for Supervisor {
-    type Result = ResponseFuture<Option<Task>>;
-    fn handle(&mut self, msg: Peek, _: &mut Context<Self>) -> Self::Result {
-        let addr = self.tasks.get(&msg.id).cloned();
-        Box::pin(async move {
-            match addr {
-                Some(a) => a.send(Snapshot).await.ok().flatten(),
-                None => None,
-            }
-        })
-    }
-}
-
-/// Reads the hot copies of the active ones among many tasks.
-impl Handler<PeekMany> for Supervisor {
-    type Result = ResponseFuture<Vec<Task>>;
-    fn handle(&mut self, msg: PeekMany, _: &mut Context<Self>) -> Self::Result {
-        let asks: Vec<_> = msg
-            .ids
-            .iter()
-            .filter_map(|id| self.tasks.get(id))
-            .map(|a| a.send(Snapshot))
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(asks)
-                .await
-                .into_iter()
-                .filter_map(|r| r.ok().flatten())
-                .collect()
-        })
-    }
-}
-
 /// Filters the ids down to the tasks with an actor.
 impl Handler<ActiveAmong> for Supervisor {
     type Result = MessageResult<ActiveAmong>;
     fn handle(&mut self, msg: ActiveAmong, _: &mut Context<Self>) -> Self::Result {
+        let tasks = self.tasks.lock();
         MessageResult(
             msg.ids
                 .into_iter()
-                .filter(|id| self.tasks.contains_key(id))
+                .filter(|id| tasks.contains_key(id))
                 .collect(),
         )
     }
@@ -284,7 +295,7 @@ impl Handler<ActiveAmong> for Supervisor {
 impl Handler<TaskActorStopped> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: TaskActorStopped, _: &mut Context<Self>) {
-        self.tasks.remove(&msg.id);
+        self.tasks.lock().remove(&msg.id);
     }
 }
 
@@ -292,6 +303,6 @@ impl Handler<TaskActorStopped> for Supervisor {
 impl Handler<CountActive> for Supervisor {
     type Result = usize;
     fn handle(&mut self, _: CountActive, _: &mut Context<Self>) -> usize {
-        self.tasks.len()
+        self.tasks.lock().len()
     }
 }

@@ -76,7 +76,7 @@ pub fn register(state: &AppState, b: &Batch) {
         paused: b.paused,
         waits: b.depends_on.iter().filter_map(|d| batch_key(d)).collect(),
     });
-    state.supervisor.do_send(WatchBatch { id: b.id.clone() });
+    state.supervisor.do_send(WatchBatch::changed(b.id.clone()));
 }
 
 /// `POST /batches`: 201 with the batch view and `task_ids` in the order given.
@@ -647,7 +647,9 @@ pub(crate) async fn cancel_batch(state: &AppState, id: &str, by: &str) -> ApiRes
         .commander()
         .cancel_batch(id, by, "batch cancelled")
         .await?;
-    state.supervisor.do_send(WatchBatch { id: id.to_string() });
+    state
+        .supervisor
+        .do_send(WatchBatch::changed(id.to_string()));
     view(state, id).await
 }
 
@@ -668,7 +670,7 @@ async fn pause(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRes
         .commander()
         .pause_batch_tasks(&id, &caller(&req), true)
         .await?;
-    state.supervisor.do_send(WatchBatch { id: id.clone() });
+    state.supervisor.do_send(WatchBatch::changed(id.clone()));
     Ok(HttpResponse::Ok().json(view(&state, &id).await?))
 }
 
@@ -689,7 +691,7 @@ async fn resume(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRe
             paused: false,
         })
         .await?;
-    state.supervisor.do_send(WatchBatch { id: id.clone() });
+    state.supervisor.do_send(WatchBatch::changed(id.clone()));
     Ok(HttpResponse::Ok().json(view(&state, &id).await?))
 }
 
@@ -719,6 +721,6 @@ async fn restart(
     for tid in again {
         super::tasks_control::restart(&state, tid, &by).await?;
     }
-    state.supervisor.do_send(WatchBatch { id: id.clone() });
+    state.supervisor.do_send(WatchBatch::changed(id.clone()));
     Ok(HttpResponse::Ok().json(view(&state, &id).await?))
 }

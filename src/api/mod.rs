@@ -33,7 +33,7 @@ use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use crate::actors::commander::Commander;
 use crate::actors::schedule::ScheduleActor;
 use crate::actors::scheduler::{Explain, SchedulerActor};
-use crate::actors::supervisor::{Peek, PeekMany, Supervisor};
+use crate::actors::supervisor::{ActiveTasks, Supervisor};
 use crate::actors::{Shared, TaskCommand};
 use crate::domain::{Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -45,6 +45,8 @@ pub struct AppState {
     pub shared: Shared,
     pub scheduler: Addr<SchedulerActor>,
     pub supervisor: Addr<Supervisor>,
+    /// The supervisor's task actors, for reads of hot copies.
+    pub active: ActiveTasks,
     pub schedules: Addr<ScheduleActor>,
     pub started: Instant,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -61,7 +63,7 @@ impl AppState {
 
     /// The task as it is now: the hot copy of an active task, else the stored row.
     pub async fn load_task(&self, id: TaskId) -> ApiResult<Task> {
-        if let Some(t) = self.supervisor.send(Peek { id }).await? {
+        if let Some(t) = self.active.peek(id).await {
             return Ok(t);
         }
         self.shared
@@ -81,7 +83,7 @@ impl AppState {
             .map(|t| t.id)
             .collect();
         if !live.is_empty() {
-            let hot = self.supervisor.send(PeekMany { ids: live }).await?;
+            let hot = self.active.peek_many(&live).await;
             if !hot.is_empty() {
                 let mut hot: HashMap<TaskId, Task> = hot.into_iter().map(|t| (t.id, t)).collect();
                 for t in tasks.iter_mut() {

@@ -187,6 +187,13 @@ impl Handler<Refresh> for BatchActor {
             match res {
                 Ok(Some((batch, counts))) => {
                     act.live = counts.pending + counts.running + counts.paused;
+                    log::debug!(
+                        "batch {}: recounted in {:?}, {} live (at {})",
+                        act.id,
+                        began.elapsed(),
+                        act.live,
+                        now_ms()
+                    );
                     act.apply(batch, counts, ctx)
                 }
                 Ok(None) => {

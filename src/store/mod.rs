@@ -373,6 +373,7 @@ fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
         }
         let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
         let mut spoiled = false;
+        let began = std::time::Instant::now();
         let commit = conn
             .transaction::<(), diesel::result::Error, _>(|c| {
                 for job in jobs {
@@ -405,6 +406,12 @@ fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
                 }
             }
         }
+        log::debug!(
+            "group of {} write(s) committed in {:?} (at {})",
+            delivers.len(),
+            began.elapsed(),
+            crate::domain::now_ms()
+        );
         for deliver in delivers {
             deliver(&commit);
         }

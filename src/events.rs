@@ -3,12 +3,13 @@
 //! whoever listens (WebSocket sessions, long polls, webhooks, metrics) without the publisher
 //! ever waiting on a listener.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 use crate::domain::{rfc3339, Millis, Task, TaskId, TaskStatus};
 
@@ -239,6 +240,55 @@ struct BusInner {
     attached: Mutex<Vec<mpsc::UnboundedSender<Arc<Event>>>>,
     /// The highest `seq` the event log has made durable.
     persisted: watch::Sender<u64>,
+    /// Long polls waiting on one task or batch, woken by its events only (a long poll that
+    /// listened to every event would be woken, across threads, for each one).
+    watches: Mutex<HashMap<Watched, Vec<Arc<Notify>>>>,
+}
+
+/// What a [`Watch`] waits on: events about one task (any kind), or one batch's own events.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Watched {
+    Task(TaskId),
+    Batch(String),
+}
+
+impl Watched {
+    fn of(body: &EventBody) -> Option<Watched> {
+        match body {
+            EventBody::Batch { batch_id, .. } => Some(Watched::Batch(batch_id.clone())),
+            other => other.task_id().map(Watched::Task),
+        }
+    }
+}
+
+/// A long poll's interest in one task or batch: [`Watch::changed`] returns once an event
+/// about it is published after the watch began (or after the last `changed`), or at the
+/// deadline. Dropping it stops the watch.
+pub struct Watch {
+    bus: EventBus,
+    key: Watched,
+    notify: Arc<Notify>,
+}
+
+impl Watch {
+    /// True when an event came, false when the deadline passed first.
+    pub async fn changed(&self, deadline: tokio::time::Instant) -> bool {
+        tokio::time::timeout_at(deadline, self.notify.notified())
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watches = self.bus.lock_watches();
+        if let Some(list) = watches.get_mut(&self.key) {
+            list.retain(|n| !Arc::ptr_eq(n, &self.notify));
+            if list.is_empty() {
+                watches.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Default for EventBus {
@@ -258,6 +308,7 @@ impl EventBus {
                 log: OnceLock::new(),
                 attached: Mutex::new(Vec::new()),
                 persisted: watch::Sender::new(last_seq),
+                watches: Mutex::default(),
             }),
         }
     }
@@ -289,8 +340,40 @@ impl EventBus {
             };
             attached.retain(|l| l.send(event.clone()).is_ok());
         }
+        {
+            let watches = self.lock_watches();
+            if !watches.is_empty() {
+                let woken = Watched::of(&event.body).and_then(|k| watches.get(&k));
+                for n in woken.into_iter().flatten() {
+                    // Stores a permit if the poll is between its read and its wait.
+                    n.notify_one();
+                }
+            }
+        }
         let _ = self.inner.tx.send(event);
         seq
+    }
+
+    /// Starts watching one task or batch (before reading it, so no event between the read
+    /// and the wait is missed).
+    pub fn watch(&self, key: Watched) -> Watch {
+        let notify = Arc::new(Notify::new());
+        self.lock_watches()
+            .entry(key.clone())
+            .or_default()
+            .push(notify.clone());
+        Watch {
+            bus: self.clone(),
+            key,
+            notify,
+        }
+    }
+
+    fn lock_watches(&self) -> MutexGuard<'_, HashMap<Watched, Vec<Arc<Notify>>>> {
+        self.inner
+            .watches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A listener that gets every event from now on, in `seq` order, however far behind it
@@ -391,5 +474,90 @@ impl EventFilter {
             && task_ok
             && allows::<str>(&self.batches, body.batch_id())
             && allows::<str>(&self.types, body.task_type())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_event(id: &str) -> EventBody {
+        EventBody::Batch {
+            batch_id: id.into(),
+            from: None,
+            to: "running".into(),
+            progress: 0.0,
+            at: rfc3339(0),
+            callback_url: None,
+        }
+    }
+
+    fn log_event(task_id: TaskId) -> EventBody {
+        EventBody::Log {
+            task_id,
+            batch_id: Some("b1".into()),
+            task_type: "noop".into(),
+            level: "info".into(),
+            message: "hello".into(),
+            at: rfc3339(0),
+        }
+    }
+
+    /// True when the watch has an event waiting (a deadline already passed still lets a
+    /// stored wake-up through: the wait is polled before its deadline).
+    async fn woken(w: &Watch) -> bool {
+        w.changed(tokio::time::Instant::now()).await
+    }
+
+    #[actix_rt::test]
+    async fn a_watch_wakes_for_its_own_task_or_batch_only() {
+        let bus = EventBus::default();
+        let mine = TaskId::new();
+        let task = bus.watch(Watched::Task(mine));
+        let batch = bus.watch(Watched::Batch("b1".into()));
+
+        bus.publish(log_event(TaskId::new()));
+        bus.publish(batch_event("b2"));
+        assert!(
+            !woken(&task).await,
+            "another task's event woke the task watch"
+        );
+        assert!(
+            !woken(&batch).await,
+            "another batch's event woke the batch watch"
+        );
+
+        // Published before the wait began: kept for it, not lost.
+        bus.publish(log_event(mine));
+        assert!(woken(&task).await);
+        assert!(
+            !woken(&batch).await,
+            "a task's event is not its batch's own event"
+        );
+        bus.publish(batch_event("b1"));
+        assert!(woken(&batch).await);
+        assert!(!woken(&task).await, "one event wakes a watch once");
+    }
+
+    #[actix_rt::test]
+    async fn a_waiting_watch_is_woken_and_a_dropped_one_is_forgotten() {
+        let bus = EventBus::default();
+        let id = TaskId::new();
+        let w = bus.watch(Watched::Task(id));
+        let other = bus.watch(Watched::Task(id));
+        let publisher = bus.clone();
+        let wait = tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            w.changed(deadline).await
+        });
+        tokio::task::yield_now().await;
+        publisher.publish(log_event(id));
+        assert!(wait.await.expect("join"), "the waiting watch was not woken");
+        assert_eq!(
+            bus.lock_watches().get(&Watched::Task(id)).map(Vec::len),
+            Some(1)
+        );
+        drop(other);
+        assert!(bus.lock_watches().is_empty());
     }
 }

@@ -16,7 +16,7 @@ use crate::actors::supervisor::WatchBatch;
 use crate::domain::batch::{resolve_dag, Batch, BatchMode, BatchStatus, DagError, OnFailure};
 use crate::domain::{now_ms, Priority, Source, Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events::EventBody;
+use crate::events::{EventBody, Watched};
 use crate::store::batches::{self as qb, BatchQuery};
 use crate::store::tasks::{self as q, TaskQuery};
 use crate::store::StoreError;
@@ -448,7 +448,7 @@ pub(crate) async fn wait_view(
     timeout_secs: f64,
 ) -> ApiResult<BatchView> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(timeout_secs);
-    let mut events = state.shared.events.subscribe();
+    let watch = state.shared.events.watch(Watched::Batch(id.to_string()));
     loop {
         let v = view(state, id).await?;
         let finished = matches!(v.status, "success" | "failed" | "cancelled");
@@ -458,12 +458,7 @@ pub(crate) async fn wait_view(
         {
             return Ok(v);
         }
-        super::next_event(
-            &mut events,
-            deadline,
-            |e| matches!(e, EventBody::Batch { batch_id, .. } if batch_id == id),
-        )
-        .await?;
+        watch.changed(deadline).await;
     }
 }
 

@@ -135,29 +135,6 @@ impl AppState {
     }
 }
 
-/// Long-poll helper: waits until an event `matters` arrives (or the bus lagged, so the caller
-/// must look again), or the deadline passes.
-pub async fn next_event(
-    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::events::Event>>,
-    deadline: tokio::time::Instant,
-    matters: impl Fn(&crate::events::EventBody) -> bool,
-) -> ApiResult<()> {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) | Ok(Err(RecvError::Lagged(_))) => return Ok(()),
-            Ok(Ok(ev)) if matters(&ev.body) => return Ok(()),
-            Ok(Ok(_)) => continue,
-            Ok(Err(RecvError::Closed)) => {
-                return Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the server is shutting down",
-                ))
-            }
-        }
-    }
-}
-
 /// Parses a task id from the path; a malformed id is simply not found.
 pub fn task_id(raw: &str) -> ApiResult<TaskId> {
     raw.parse()

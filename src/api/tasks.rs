@@ -15,7 +15,7 @@ use super::{caller, task_id, AppState};
 use crate::actors::TaskCommand;
 use crate::domain::{now_ms, rfc3339, LogLevel, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events::EventBody;
+use crate::events::{EventBody, Watched};
 use crate::store::rows::LogLine;
 use crate::store::tasks::{self as q, LogQuery, SortColumn, TaskQuery};
 
@@ -282,14 +282,14 @@ async fn wait(
         .float("timeout_secs", 0.0, MAX_WAIT_SECS)?
         .unwrap_or(DEFAULT_WAIT_SECS);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
-    let mut events = state.shared.events.subscribe();
+    let watch = state.shared.events.watch(Watched::Task(id));
     loop {
         let task = state.load_task(id).await?;
         let changed = after.is_none_or(|v| task.version > v);
         if changed || task.status.is_terminal() || tokio::time::Instant::now() >= deadline {
             return Ok(HttpResponse::Ok().json(state.view(task).await?));
         }
-        super::next_event(&mut events, deadline, |e| e.task_id() == Some(id)).await?;
+        watch.changed(deadline).await;
     }
 }
 

@@ -147,15 +147,15 @@ impl Store {
             writer: tx,
             task_reads: Mutex::default(),
         });
-        if let Backend::Sqlite(_) = &inner.backend {
-            let weak = Arc::downgrade(&inner);
-            thread::Builder::new()
-                .name("steward-checkpoint".into())
-                .spawn(move || checkpoint_loop(weak))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
-                })?;
-        }
+        let weak = Arc::downgrade(&inner);
+        let (name, upkeep): (&str, fn(std::sync::Weak<Inner>)) = match &inner.backend {
+            Backend::Sqlite(_) => ("steward-checkpoint", checkpoint_loop),
+            Backend::Postgres(_) => ("steward-analyze", analyze_loop),
+        };
+        thread::Builder::new()
+            .name(name.into())
+            .spawn(move || upkeep(weak))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start {name}: {e}")))?;
         Ok(Store { inner })
     }
 
@@ -343,9 +343,43 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Checkpoints SQLite's WAL (passively: never waiting for the writer) until the store is gone.
 fn checkpoint_loop(store: std::sync::Weak<Inner>) {
+    upkeep_loop(
+        store,
+        CHECKPOINT_EVERY,
+        "PRAGMA wal_checkpoint(PASSIVE);",
+        "WAL checkpoint",
+    );
+}
+
+/// How often PostgreSQL's statistics are checked for tables that changed a lot.
+const ANALYZE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `ANALYZE`s each of steward's busy tables that changed by more than a tenth (and a
+/// thousand rows) since its last analysis. Autovacuum does the same, but only once a minute
+/// at best: until then a table filled in a burst keeps the statistics of an empty one, and
+/// the planner, counting on one matching row, sorts every row of a filtered list (a list
+/// page over 20,000 fresh tasks took 13 ms instead of 0.4).
+const ANALYZE_STALE: &str = "DO $$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT relname FROM pg_stat_user_tables
+            WHERE schemaname = current_schema()
+              AND relname IN ('tasks', 'task_history', 'task_logs', 'events', 'batches')
+              AND n_mod_since_analyze > 1000 + n_live_tup / 10
+  LOOP
+    EXECUTE format('ANALYZE %I', t);
+  END LOOP;
+END $$;";
+
+fn analyze_loop(store: std::sync::Weak<Inner>) {
+    upkeep_loop(store, ANALYZE_EVERY, ANALYZE_STALE, "statistics upkeep");
+}
+
+/// Runs `sql` every `every` on a connection of its own, until the store is gone.
+fn upkeep_loop(store: std::sync::Weak<Inner>, every: std::time::Duration, sql: &str, what: &str) {
     let mut conn = None;
     loop {
-        thread::sleep(CHECKPOINT_EVERY);
+        thread::sleep(every);
         let Some(inner) = store.upgrade() else {
             return;
         };
@@ -354,8 +388,8 @@ fn checkpoint_loop(store: std::sync::Weak<Inner>) {
         }
         drop(inner);
         if let Some(c) = conn.as_mut() {
-            if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                log::warn!("WAL checkpoint failed: {e}");
+            if let Err(e) = c.batch_execute(sql) {
+                log::warn!("{what} failed: {e}");
                 conn = None;
             }
         }

@@ -152,3 +152,59 @@ async fn lists_filter_sort_paginate_and_export(db: Db) {
         .collect();
     assert_eq!(rows.len(), 6);
 }
+
+/// PostgreSQL only: tasks stored in a burst get fresh planner statistics within seconds
+/// (steward `ANALYZE`s a table that changed by more than a tenth), not after autovacuum's
+/// next round: until then the planner takes the table for empty and sorts every matching
+/// row of a list page.
+#[actix_web::test]
+async fn postgres_statistics_follow_a_burst_of_new_tasks() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    let mut url = None;
+    let Some(app) = spawn_app_with(Db::Postgres, |c| url = c.database_url.clone()).await else {
+        return;
+    };
+    let url = url.expect("a PostgreSQL URL");
+    let tasks: Vec<_> = (0..1500).map(|_| json!({"type": "noop"})).collect();
+
+    // Act
+    let (status, batch) = app
+        .post("/api/v1/batches", json!({"name": "burst", "tasks": tasks}))
+        .await;
+    assert_eq!(status, 201, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    let (_, done) = app
+        .get(&format!(
+            "/api/v1/batches/{id}/wait?after_version=1000000&timeout_secs=60"
+        ))
+        .await;
+
+    // Assert
+    assert_eq!(done["status"], "success", "{done}");
+    let (status, page) = app
+        .get("/api/v1/tasks?status=success&type=noop&sort=-created_at&limit=50")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 50);
+    assert_eq!(page["total"], 1500);
+    let mut pg = PgConnection::establish(&url).expect("connect to the test schema");
+    let analyzed = diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM pg_stat_user_tables WHERE schemaname = current_schema() \
+         AND relname = 'tasks' AND last_analyze IS NOT NULL)",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let yes: bool = diesel::select(analyzed.clone())
+            .get_result(&mut pg)
+            .expect("read pg_stat_user_tables");
+        if yes {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tasks table was not analyzed within 30 s of a 1,500-task burst"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -37,6 +37,29 @@ fn free_port() -> u16 {
 }
 
 /// A fresh PostgreSQL schema for this run, as a URL (PostgreSQL runs only).
+/// The PostgreSQL schemas this run made (dropped when it ends).
+static SCHEMAS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the schemas this run made, once its servers are stopped.
+fn drop_schemas(url: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let schemas = std::mem::take(&mut *SCHEMAS.lock().unwrap_or_else(|p| p.into_inner()));
+    if schemas.is_empty() {
+        return;
+    }
+    match diesel::PgConnection::establish(url) {
+        Ok(mut c) => {
+            for schema in schemas {
+                if let Err(e) = c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")) {
+                    eprintln!("could not drop schema {schema}: {e}");
+                }
+            }
+        }
+        Err(e) => eprintln!("could not drop this run's schemas: {e}"),
+    }
+}
+
 fn fresh_schema(url: &str) -> String {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
@@ -44,6 +67,10 @@ fn fresh_schema(url: &str) -> String {
     let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
     c.batch_execute(&format!("CREATE SCHEMA {schema}"))
         .expect("create schema");
+    SCHEMAS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(schema.clone());
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-csearch_path%3D{schema}")
 }
@@ -420,4 +447,7 @@ fn main() {
             w6(&opts).await;
         }
     });
+    if let Some(url) = &opts.database_url {
+        drop_schemas(url);
+    }
 }

@@ -65,6 +65,12 @@ impl BatchActor {
     }
 
     /// Decides from fresh counts: starts, failure policy, the aggregate status, the end.
+    /// Every task the last recount found live has since been heard to end: the batch may be
+    /// over, and the next recount should not wait out the pause.
+    fn all_live_ended(&self) -> bool {
+        self.live > 0 && self.ended_since >= self.live
+    }
+
     fn apply(&mut self, batch: Batch, counts: Counts, ctx: &mut Context<Self>) {
         if batch.on_failure == OnFailure::CancelRemaining
             && counts.failed > 0
@@ -164,7 +170,7 @@ impl Handler<Refresh> for BatchActor {
             self.dirty = true;
             // The last live task has ended: the batch may be over, so its end need not wait
             // out the pause.
-            if self.live > 0 && self.ended_since >= self.live {
+            if self.all_live_ended() {
                 if let Some(h) = self.pause.take() {
                     ctx.cancel_future(h);
                     self.busy = false;
@@ -205,7 +211,7 @@ impl Handler<Refresh> for BatchActor {
                 }
                 Err(e) => log::error!("batch {}: recount failed: {e}", act.id),
             }
-            if act.dirty && act.live > 0 && act.ended_since >= act.live {
+            if act.dirty && act.all_live_ended() {
                 act.busy = false;
                 act.dirty = false;
                 ctx.notify(Refresh::default());

@@ -8,7 +8,7 @@ use actix::Addr;
 
 use super::scheduler::batches::CancelPending;
 use super::scheduler::{PendingCommand, SchedulerActor};
-use super::supervisor::{ActiveAmong, Route, Supervisor};
+use super::supervisor::{ActiveTasks, Route, Supervisor};
 use super::{Routed, TaskCommand};
 use crate::domain::{Task, TaskId, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -24,6 +24,8 @@ pub struct Commander {
     pub store: Store,
     pub scheduler: Addr<SchedulerActor>,
     pub supervisor: Addr<Supervisor>,
+    /// The supervisor's task actors, read directly.
+    pub active: ActiveTasks,
 }
 
 impl Commander {
@@ -90,7 +92,7 @@ impl Commander {
         let mut ids = self.batch_tasks(batch, statuses).await?;
         let pending = self.batch_tasks(batch, &[TaskStatus::Pending]).await?;
         if !pending.is_empty() {
-            ids.extend(self.supervisor.send(ActiveAmong { ids: pending }).await?);
+            ids.extend(self.active.among(pending));
         }
         Ok(ids)
     }

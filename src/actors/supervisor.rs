@@ -1,6 +1,8 @@
 //! Supervisor: owns one TaskActor per running or paused task (started under actix's
 //! `Supervisor`, so a crashed one restarts and reloads from the database), creates them on
-//! `RunTask` and at start-up (`Adopt`), and routes commands and snapshot reads to them.
+//! `RunTask` and at start-up (`Adopt`), and routes commands to them. Its directory of task
+//! actors ([`ActiveTasks`]) is shared, so snapshot reads and "which of these run" go to the
+//! actors without passing through its mailbox.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,13 +40,6 @@ pub struct Route {
     pub id: TaskId,
     pub cmd: TaskCommand,
     pub by: String,
-}
-
-/// Which of these tasks are active here (started, even if their start is not yet written).
-#[derive(Message)]
-#[rtype(result = "Vec<TaskId>")]
-pub struct ActiveAmong {
-    pub ids: Vec<TaskId>,
 }
 
 /// A task actor is done.
@@ -85,11 +80,6 @@ pub struct BatchActorStopped {
 #[rtype(result = "()")]
 struct RefreshAllBatches;
 
-/// How many task actors are alive.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CountActive;
-
 /// The supervisor's task actors by task, readable without a message: a read of a task asks
 /// its actor for the hot copy directly, and a read of a task with no actor (most of them:
 /// finished or still queued) goes straight to the store. Only the supervisor adds and removes.
@@ -105,6 +95,12 @@ impl ActiveTasks {
 
     fn get(&self, id: &TaskId) -> Option<Addr<TaskActor>> {
         self.lock().get(id).cloned()
+    }
+
+    /// Which of these tasks have an actor (started, even if their start is not yet written).
+    pub fn among(&self, ids: Vec<TaskId>) -> Vec<TaskId> {
+        let map = self.lock();
+        ids.into_iter().filter(|id| map.contains_key(id)).collect()
     }
 
     /// The hot copy of an active task, if it has an actor.
@@ -167,6 +163,7 @@ impl Supervisor {
             store: self.shared.store.clone(),
             scheduler: self.scheduler.clone(),
             supervisor: ctx.address(),
+            active: self.tasks.clone(),
         };
         let addr = BatchActor::new(id.clone(), self.shared.clone(), commander).start();
         self.batches.insert(id, addr);
@@ -277,32 +274,10 @@ impl Handler<Route> for Supervisor {
     }
 }
 
-/// Filters the ids down to the tasks with an actor.
-impl Handler<ActiveAmong> for Supervisor {
-    type Result = MessageResult<ActiveAmong>;
-    fn handle(&mut self, msg: ActiveAmong, _: &mut Context<Self>) -> Self::Result {
-        let tasks = self.tasks.lock();
-        MessageResult(
-            msg.ids
-                .into_iter()
-                .filter(|id| tasks.contains_key(id))
-                .collect(),
-        )
-    }
-}
-
 /// Drops a finished task actor.
 impl Handler<TaskActorStopped> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: TaskActorStopped, _: &mut Context<Self>) {
         self.tasks.lock().remove(&msg.id);
-    }
-}
-
-/// Counts live task actors.
-impl Handler<CountActive> for Supervisor {
-    type Result = usize;
-    fn handle(&mut self, _: CountActive, _: &mut Context<Self>) -> usize {
-        self.tasks.lock().len()
     }
 }

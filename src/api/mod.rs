@@ -131,6 +131,7 @@ impl AppState {
             store: self.shared.store.clone(),
             scheduler: self.scheduler.clone(),
             supervisor: self.supervisor.clone(),
+            active: self.active.clone(),
         }
     }
 }

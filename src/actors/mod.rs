@@ -73,11 +73,14 @@ pub struct Shared {
     pub store: Store,
     pub events: EventBus,
     pub registry: Arc<Registry>,
-    pub config: Arc<RwLock<Config>>,
+    /// The configuration in force, swapped whole when it changes (a read is a pointer copy).
+    pub config: Arc<RwLock<Arc<Config>>>,
     pub env: Arc<UnitEnv>,
     /// Recent typical durations per task type (the ETA's history half), so that starting a
     /// task does not cost a query.
     pub typical: Arc<TypicalDurations>,
+    /// How many task actors are alive (what the progress writes are spread over).
+    pub live_tasks: LiveTasks,
     /// The registry of execution units.
     pub units: actix::Addr<unit_manager::UnitManager>,
     /// Task types served by registered remote units.
@@ -86,36 +89,112 @@ pub struct Shared {
     pub syslog: crate::syslog::SystemLog,
 }
 
-/// A short-lived cache of the mean duration of recent successes, by task type.
+/// Counts the task actors alive: each holds a [`LiveTask`] from creation to drop.
+#[derive(Clone, Default)]
+pub struct LiveTasks(Arc<std::sync::atomic::AtomicUsize>);
+
+impl LiveTasks {
+    pub fn enter(&self) -> LiveTask {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LiveTask(Arc::clone(&self.0))
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One live task actor, counted in [`LiveTasks`] until dropped.
+pub struct LiveTask(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A short-lived cache of the mean duration of recent successes, by task type. One read per
+/// type is in flight at a time: a thousand tasks of a type starting together ask once, and
+/// the rest pick the answer up from here when it lands.
 #[derive(Default)]
 pub struct TypicalDurations {
-    by_type: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<f64>)>>,
+    by_type: std::sync::Mutex<std::collections::HashMap<String, TypicalEntry>>,
+}
+
+enum TypicalEntry {
+    Known(std::time::Instant, Option<f64>),
+    Reading(std::time::Instant),
+}
+
+/// What a task should do about its type's typical duration.
+#[derive(Debug, PartialEq)]
+pub enum Typical {
+    /// The cached value (`None`: no history).
+    Known(Option<f64>),
+    /// Nobody is reading it: this caller reads it, then calls [`TypicalDurations::put`].
+    Read,
+    /// Another task is reading it: look again later.
+    Wait,
 }
 
 impl TypicalDurations {
     /// How long a cached value is used before it is read again.
     const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+    /// A read not answered within this is presumed lost, and another caller reads.
+    const READ_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, TypicalEntry>> {
+        self.by_type.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached value if fresh; otherwise claims the read unless someone else holds it.
+    pub fn claim(&self, task_type: &str) -> Typical {
+        let mut map = self.lock();
+        match map.get(task_type) {
+            Some(TypicalEntry::Known(at, v)) if at.elapsed() < Self::FRESH_FOR => {
+                Typical::Known(*v)
+            }
+            Some(TypicalEntry::Reading(at)) if at.elapsed() < Self::READ_FOR => Typical::Wait,
+            _ => {
+                map.insert(
+                    task_type.to_string(),
+                    TypicalEntry::Reading(std::time::Instant::now()),
+                );
+                Typical::Read
+            }
+        }
+    }
+
+    /// The cached value, if fresh (never claims a read).
     pub fn get(&self, task_type: &str) -> Option<Option<f64>> {
-        let map = self.by_type.lock().ok()?;
-        map.get(task_type)
-            .filter(|(at, _)| at.elapsed() < Self::FRESH_FOR)
-            .map(|(_, v)| *v)
+        match self.lock().get(task_type) {
+            Some(TypicalEntry::Known(at, v)) if at.elapsed() < Self::FRESH_FOR => Some(*v),
+            _ => None,
+        }
     }
 
     pub fn put(&self, task_type: String, value: Option<f64>) {
-        if let Ok(mut map) = self.by_type.lock() {
-            map.insert(task_type, (std::time::Instant::now(), value));
+        self.lock().insert(
+            task_type,
+            TypicalEntry::Known(std::time::Instant::now(), value),
+        );
+    }
+
+    /// The claimed read failed: the next caller tries again.
+    pub fn release(&self, task_type: &str) {
+        let mut map = self.lock();
+        if matches!(map.get(task_type), Some(TypicalEntry::Reading(_))) {
+            map.remove(task_type);
         }
     }
 }
 
 impl Shared {
-    /// A copy of the configuration in force.
-    pub fn config(&self) -> Config {
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
         match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 }
@@ -155,4 +234,38 @@ pub enum TaskCommand {
 pub enum Routed {
     Done(Result<Box<Task>, ApiError>),
     NotHere,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_read_of_a_typical_duration_is_in_flight_per_type() {
+        let t = TypicalDurations::default();
+        assert_eq!(t.claim("sleep"), Typical::Read);
+        assert_eq!(t.claim("sleep"), Typical::Wait);
+        assert_eq!(t.claim("noop"), Typical::Read, "each type has its own read");
+        assert_eq!(t.get("sleep"), None);
+        t.put("sleep".into(), Some(1.5));
+        assert_eq!(t.claim("sleep"), Typical::Known(Some(1.5)));
+        assert_eq!(t.get("sleep"), Some(Some(1.5)));
+        // A failed read hands the claim to the next caller; a known value is kept.
+        t.release("noop");
+        assert_eq!(t.claim("noop"), Typical::Read);
+        t.release("sleep");
+        assert_eq!(t.claim("sleep"), Typical::Known(Some(1.5)));
+    }
+
+    #[test]
+    fn live_tasks_count_what_is_held() {
+        let live = LiveTasks::default();
+        let a = live.enter();
+        let b = live.enter();
+        assert_eq!(live.count(), 2);
+        drop(a);
+        assert_eq!(live.count(), 1);
+        drop(b);
+        assert_eq!(live.count(), 0);
+    }
 }

@@ -32,8 +32,17 @@ pub struct Command {
 #[rtype(result = "Option<Task>")]
 pub struct Snapshot;
 
-/// How progress and log writes are coalesced: at most one write per task per interval.
+/// How progress and log writes are coalesced: at most one write per task per interval,
+/// [`FLUSH_INTERVAL`] while few tasks run, stretched so that all running tasks together
+/// write about [`FLUSH_RATE`] times a second, up to [`FLUSH_INTERVAL_MAX`].
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+const FLUSH_INTERVAL_MAX: Duration = Duration::from_secs(1);
+const FLUSH_RATE: f64 = 1000.0;
+
+/// The progress write interval with `live` task actors.
+fn flush_interval(live: usize) -> Duration {
+    Duration::from_secs_f64(live as f64 / FLUSH_RATE).clamp(FLUSH_INTERVAL, FLUSH_INTERVAL_MAX)
+}
 /// How long a start may wait to be written with the task's next change (a task that ends
 /// within it writes its row once).
 const START_WRITE_WINDOW: Duration = Duration::from_millis(2);
@@ -57,6 +66,7 @@ pub enum Launch {
 
 pub struct TaskActor {
     id: TaskId,
+    _live: super::LiveTask,
     task: Option<Task>,
     /// The task as last committed: what readers see (with live progress laid over it).
     durable: Option<Task>,
@@ -90,7 +100,8 @@ pub struct TaskActor {
     eta_origin: Option<(f64, f64)>,
     /// Mean running time of earlier successes of this type: the ETA's history half.
     typical_secs: Option<f64>,
-    typical_asked: bool,
+    /// The typical duration is known (or being read by this actor).
+    typical_known: bool,
     /// When progress last arrived (or the clock last started): what a stall counts from.
     last_progress: Option<Instant>,
     stall_check: Option<SpawnHandle>,
@@ -106,6 +117,7 @@ impl TaskActor {
     ) -> Self {
         TaskActor {
             id,
+            _live: shared.live_tasks.enter(),
             task: None,
             durable: None,
             shared,
@@ -129,7 +141,7 @@ impl TaskActor {
             done: false,
             eta_origin: None,
             typical_secs: None,
-            typical_asked: false,
+            typical_known: false,
             last_progress: None,
             stall_check: None,
         }
@@ -218,7 +230,7 @@ impl TaskActor {
     }
 
     /// What a reader sees: the last durable state, with the live progress of the same
-    /// attempt laid over it (progress is coalesced into writes every [`FLUSH_INTERVAL`]).
+    /// attempt laid over it (progress is coalesced into writes, see [`flush_interval`]).
     pub(super) fn readable(&self) -> Option<Task> {
         let hot = self.task.as_ref()?;
         let mut t = self.durable.clone().unwrap_or_else(|| hot.clone());
@@ -294,7 +306,8 @@ impl TaskActor {
 
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush.is_none() {
-            self.flush = Some(ctx.run_later(FLUSH_INTERVAL, |act, ctx| {
+            let every = flush_interval(self.shared.live_tasks.count());
+            self.flush = Some(ctx.run_later(every, |act, ctx| {
                 act.flush = None;
                 if !act.unsaved_history.is_empty() {
                     // The start is still unwritten: write it with its events.
@@ -885,3 +898,17 @@ impl TaskActor {
 
 mod handlers;
 mod live;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_writes_stretch_with_the_running_tasks() {
+        assert_eq!(flush_interval(0), FLUSH_INTERVAL);
+        assert_eq!(flush_interval(100), FLUSH_INTERVAL);
+        assert_eq!(flush_interval(500), Duration::from_millis(500));
+        assert_eq!(flush_interval(1000), FLUSH_INTERVAL_MAX);
+        assert_eq!(flush_interval(50_000), FLUSH_INTERVAL_MAX);
+    }
+}

@@ -283,7 +283,7 @@ async fn cleanup(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRe
 }
 
 async fn usage(state: &AppState) -> (crate::resources::Usage, (f64, u64, u64)) {
-    let dir = state.shared.config().data_dir;
+    let dir = state.shared.config().data_dir.clone();
     actix_rt::task::spawn_blocking(move || {
         let s = Sampler::new();
         (s.sample(), disk_usage(&dir))

@@ -154,8 +154,8 @@ async fn put_config(
         log::set_max_level(level);
     }
     match state.shared.config.write() {
-        Ok(mut c) => *c = live.clone(),
-        Err(p) => *p.into_inner() = live.clone(),
+        Ok(mut c) => *c = std::sync::Arc::new(live.clone()),
+        Err(p) => *p.into_inner() = std::sync::Arc::new(live.clone()),
     }
     state.scheduler.send(ApplyConfig(live.clone())).await?;
     let mut note = format!(

@@ -75,7 +75,7 @@ pub async fn require_token(
         if let Some(origin) = req.headers().get("origin") {
             let allowed = req
                 .app_data::<web::Data<AppState>>()
-                .map(|s| s.shared.config().allowed_origins)
+                .map(|s| s.shared.config().allowed_origins.clone())
                 .unwrap_or_default();
             let info = req.connection_info().clone();
             let ok = origin

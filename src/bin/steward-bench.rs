@@ -201,6 +201,23 @@ impl Server {
         kib / 1024.0
     }
 
+    /// CPU time the server has used so far, user and system, in seconds (from
+    /// `/proc/<pid>/stat`, whose clock ticks are USER_HZ = 100 on Linux).
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command name (which may hold spaces) start at the state, so
+        // utime and stime (fields 14 and 15) are the 12th and 13th of them.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ticks: f64 = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|n| n.parse::<f64>().ok())
+            .sum();
+        ticks / 100.0
+    }
+
     fn stop(mut self) -> Option<tempfile::TempDir> {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -309,12 +326,14 @@ async fn w3(opts: &Opts) {
     )
     .await;
     let body = json!({"name": "sleeps", "tasks": (0..1000).map(|_| json!({"type": "sleep", "config": {"secs": 1.0}})).collect::<Vec<_>>()});
+    let cpu0 = s.cpu_secs();
     let t0 = Instant::now();
     let (_, b) = s.post("/batches", &body).await;
     let st = s.wait_batch(b["id"].as_str().unwrap_or_default()).await;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = s.cpu_secs() - cpu0;
     emit(
-        json!({"workload": "W3_concurrency", "tasks": 1000, "status": st, "secs": secs, "server_peak_rss_mib": s.peak_rss_mib()}),
+        json!({"workload": "W3_concurrency", "tasks": 1000, "status": st, "secs": secs, "server_peak_rss_mib": s.peak_rss_mib(), "server_cpu_secs": cpu}),
     );
     let _ = s.stop();
 }

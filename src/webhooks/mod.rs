@@ -103,7 +103,7 @@ impl TryFrom<WebhookRow> for Webhook {
 #[derive(Clone)]
 pub struct Hooks {
     store: Store,
-    config: Arc<RwLock<Config>>,
+    config: Arc<RwLock<Arc<Config>>>,
     /// Every subscription, read by the dispatcher on each event.
     hooks: Arc<RwLock<Vec<Webhook>>>,
 }
@@ -114,7 +114,7 @@ impl Hooks {
     pub async fn start(
         store: Store,
         bus: &EventBus,
-        config: Arc<RwLock<Config>>,
+        config: Arc<RwLock<Arc<Config>>>,
     ) -> Result<Hooks, StoreError> {
         let rows = store.read(q::webhooks).await?;
         let list = rows

@@ -120,6 +120,7 @@ impl Handler<UnitReport> for TaskActor {
                 checkpoint,
             }) => {
                 let visible = progress.is_some() || stage.is_some() || message.is_some();
+                self.learn_typical(ctx);
                 if self.apply_progress(progress, stage, message, checkpoint) {
                     if visible {
                         if let Some(t) = self.task.as_ref() {
@@ -253,6 +254,7 @@ impl Handler<Command> for TaskActor {
                     )));
                 }
                 let visible = progress.is_some() || stage.is_some() || message.is_some();
+                self.learn_typical(ctx);
                 if self.apply_progress(progress, stage, message, checkpoint) && visible {
                     if let Some(t) = self.task.as_ref() {
                         let e = EventBody::progress(t, now);

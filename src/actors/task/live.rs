@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::TaskActor;
+use crate::actors::Typical;
 use crate::domain::{now_ms, rfc3339, LogLevel, TaskStatus};
 use crate::events::EventBody;
 
@@ -25,27 +26,42 @@ impl TaskActor {
                 Duration::from_secs_f64((timeout / 4.0).max(0.0)).clamp(MIN_CHECK, MAX_CHECK);
             self.stall_check = Some(ctx.run_interval(period, |act, _| act.check_stall()));
         }
-        if !self.typical_asked {
-            self.typical_asked = true;
-            let Some(ty) = self.task.as_ref().map(|t| t.task_type.clone()) else {
-                return;
-            };
-            if let Some(cached) = self.shared.typical.get(&ty) {
-                self.typical_secs = cached;
-                return;
+        self.learn_typical(ctx);
+    }
+
+    /// Learns how long this type usually takes, once: from the shared cache, or by reading
+    /// it (one task per type reads; the others look again at their next progress).
+    pub(super) fn learn_typical(&mut self, ctx: &mut Context<Self>) {
+        if self.typical_known {
+            return;
+        }
+        let Some(ty) = self.task.as_ref().map(|t| t.task_type.clone()) else {
+            return;
+        };
+        match self.shared.typical.claim(&ty) {
+            Typical::Known(t) => {
+                self.typical_known = true;
+                self.typical_secs = t;
             }
-            let key = ty.clone();
-            let read = self
-                .shared
-                .store
-                .read(move |c| crate::store::events::typical_secs(c, &key));
-            ctx.spawn(read.into_actor(self).map(move |res, act, _| match res {
-                Ok(t) => {
-                    act.shared.typical.put(ty, t);
-                    act.typical_secs = t;
-                }
-                Err(e) => log::warn!("task {}: no duration history ({e})", act.id),
-            }));
+            Typical::Wait => {}
+            Typical::Read => {
+                self.typical_known = true;
+                let key = ty.clone();
+                let read = self
+                    .shared
+                    .store
+                    .read(move |c| crate::store::events::typical_secs(c, &key));
+                ctx.spawn(read.into_actor(self).map(move |res, act, _| match res {
+                    Ok(t) => {
+                        act.shared.typical.put(ty, t);
+                        act.typical_secs = t;
+                    }
+                    Err(e) => {
+                        act.shared.typical.release(&ty);
+                        log::warn!("task {}: no duration history ({e})", act.id);
+                    }
+                }));
+            }
         }
     }
 

@@ -128,13 +128,7 @@ impl Store {
             log::info!("applied {ran} {} migration(s)", backend.name());
         }
         let pool = conn::pool(&backend, pool_size)?;
-        let mut writer_conn = backend.connect()?;
-        if let Backend::Sqlite(_) = &backend {
-            // The writer never stops to checkpoint the WAL; a thread of its own does.
-            writer_conn
-                .batch_execute("PRAGMA wal_autocheckpoint = 0;")
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        }
+        let writer_conn = writer_connection(&backend)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_backend = backend.clone();
         thread::Builder::new()
@@ -396,6 +390,17 @@ fn upkeep_loop(store: std::sync::Weak<Inner>, every: std::time::Duration, sql: &
     }
 }
 
+/// The writer's connection. On SQLite it never stops to checkpoint the WAL: a thread of its
+/// own does.
+fn writer_connection(backend: &Backend) -> Result<DbConn, StoreError> {
+    let mut conn = backend.connect()?;
+    if let Backend::Sqlite(_) = backend {
+        conn.batch_execute("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
+    Ok(conn)
+}
+
 fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -431,7 +436,7 @@ fn write_loop(mut conn: DbConn, backend: Backend, rx: mpsc::Receiver<Job>) {
         if let Err(e) = &commit {
             log::error!("group commit of {} write(s) failed: {e}", delivers.len());
             if conn.batch_execute("SELECT 1").is_err() {
-                match backend.connect() {
+                match writer_connection(&backend) {
                     Ok(fresh) => {
                         log::warn!("writer reconnected to the database");
                         conn = fresh;

@@ -108,11 +108,12 @@ pub fn insert(conn: &mut DbConn, b: &Batch) -> Result<(), StoreError> {
 }
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Batch>, StoreError> {
-    let row: Option<BatchRow> = batches::table
+    // No `LIMIT ?` (the id is unique): SQLite re-prepares a statement whose LIMIT is bound.
+    let row: Option<BatchRow> = on_backend!(conn, c => batches::table
         .find(id)
         .select(BatchRow::as_select())
-        .first(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(Batch::try_from).transpose()
 }
 
@@ -177,11 +178,11 @@ pub fn live(conn: &mut DbConn) -> Result<Vec<Batch>, StoreError> {
 
 /// Per-status counts (and summed progress) of one batch's tasks.
 pub fn counts(conn: &mut DbConn, id: &str) -> Result<Counts, StoreError> {
-    let rows: Vec<(String, i64, Option<f64>)> = tasks::table
+    let rows: Vec<(String, i64, Option<f64>)> = on_backend!(conn, c => tasks::table
         .filter(tasks::batch_id.eq(id))
         .group_by(tasks::status)
         .select((tasks::status, count_star(), sum(tasks::progress)))
-        .load(conn)?;
+        .load(c))?;
     let mut c = Counts::default();
     for (status, n, progress) in rows {
         let st: TaskStatus = status.parse().map_err(|e| corrupt("task status", e))?;

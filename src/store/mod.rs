@@ -22,6 +22,19 @@ macro_rules! batch_insert {
     };
 }
 
+/// Runs a statement on the concrete connection. diesel's multi-backend wrapper renders the
+/// whole statement to SQL text, and walks it several times more, at every execution; the
+/// concrete connections look their cached statement up by type and only collect the binds.
+/// For the hot statements (a task's save, reads by id).
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConn::Sqlite($c) => $body,
+            $crate::store::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
 pub mod alerts;
 pub mod batches;
 pub mod conn;

@@ -257,11 +257,12 @@ pub fn list_chunk(
 pub fn get(conn: &mut DbConn, id: TaskId) -> Result<Option<Task>, StoreError> {
     // No `LIMIT ?` (the id is unique): SQLite re-prepares a statement whose LIMIT is bound,
     // at every execution, to plan for the value.
-    let row: Option<TaskRow> = tasks::table
-        .find(id.to_string())
+    let key = id.to_string();
+    let row: Option<TaskRow> = on_backend!(conn, c => tasks::table
+        .find(&key)
         .select(TaskRow::as_select())
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(Task::try_from).transpose()
 }
 
@@ -269,10 +270,10 @@ pub fn get_many(conn: &mut DbConn, ids: &[TaskId]) -> Result<Vec<Task>, StoreErr
     let keys: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
-        let rows: Vec<TaskRow> = tasks::table
+        let rows: Vec<TaskRow> = on_backend!(conn, c => tasks::table
             .filter(tasks::id.eq_any(chunk))
             .select(TaskRow::as_select())
-            .load(conn)?;
+            .load(c))?;
         out.extend(to_tasks(rows)?);
     }
     Ok(out)
@@ -302,12 +303,12 @@ pub fn save(
 ) -> Result<bool, StoreError> {
     let changes = TaskChanges::from(task);
     let id = task.id.to_string();
-    let n = SaveTask {
+    let n = on_backend!(conn, c => SaveTask {
         changes: (&changes).as_changeset(),
         id: &id,
         version: expected_version,
     }
-    .execute(conn)?;
+    .execute(c))?;
     if n == 0 {
         return Ok(false);
     }

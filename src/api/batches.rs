@@ -92,9 +92,12 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
         }
     }
     let (batch, ids) = create_batch(&state, body, &by, None).await?;
-    let batch_id = batch.id;
-    let mut v =
-        serde_json::to_value(view(&state, &batch_id).await?).map_err(|_| ApiError::internal())?;
+    let batch_id = batch.id.clone();
+    // The batch as created: every task pending (no read needed to count them).
+    let mut counts = crate::domain::batch::Counts::default();
+    counts.add(TaskStatus::Pending, ids.len() as i64, 0.0);
+    let mut v = serde_json::to_value(BatchView::new(batch, counts, now_ms()))
+        .map_err(|_| ApiError::internal())?;
     v["task_ids"] = json!(ids);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/batches/{batch_id}")))

@@ -76,6 +76,10 @@ async fn a_batch_runs_its_tasks_and_reports_counts_and_progress(db: Db) {
     let ids = b["task_ids"].as_array().unwrap().clone();
     assert_eq!(ids.len(), 3);
     assert_eq!(b["task_count"], 3);
+    // The answer shows the batch as created: every task pending, nothing done.
+    assert_eq!(b["counts"]["pending"], 3, "{b}");
+    assert_eq!(b["counts"]["success"], 0, "{b}");
+    assert_eq!(b["progress"], 0.0, "{b}");
     let (status, polled) = app
         .get(&format!(
             "/api/v1/batches/{id}/wait?after_version={}&timeout_secs=20",

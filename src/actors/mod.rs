@@ -165,14 +165,6 @@ impl TypicalDurations {
         }
     }
 
-    /// The cached value, if fresh (never claims a read).
-    pub fn get(&self, task_type: &str) -> Option<Option<f64>> {
-        match self.lock().get(task_type) {
-            Some(TypicalEntry::Known(at, v)) if at.elapsed() < Self::FRESH_FOR => Some(*v),
-            _ => None,
-        }
-    }
-
     pub fn put(&self, task_type: String, value: Option<f64>) {
         self.lock().insert(
             task_type,
@@ -246,10 +238,8 @@ mod tests {
         assert_eq!(t.claim("sleep"), Typical::Read);
         assert_eq!(t.claim("sleep"), Typical::Wait);
         assert_eq!(t.claim("noop"), Typical::Read, "each type has its own read");
-        assert_eq!(t.get("sleep"), None);
         t.put("sleep".into(), Some(1.5));
         assert_eq!(t.claim("sleep"), Typical::Known(Some(1.5)));
-        assert_eq!(t.get("sleep"), Some(Some(1.5)));
         // A failed read hands the claim to the next caller; a known value is kept.
         t.release("noop");
         assert_eq!(t.claim("noop"), Typical::Read);

@@ -43,6 +43,7 @@ const FLUSH_RATE: f64 = 1000.0;
 fn flush_interval(live: usize) -> Duration {
     Duration::from_secs_f64(live as f64 / FLUSH_RATE).clamp(FLUSH_INTERVAL, FLUSH_INTERVAL_MAX)
 }
+
 /// How long a start may wait to be written with the task's next change (a task that ends
 /// within it writes its row once).
 const START_WRITE_WINDOW: Duration = Duration::from_millis(2);

@@ -33,8 +33,9 @@ pub struct Command {
 pub struct Snapshot;
 
 /// How progress and log writes are coalesced: at most one write per task per interval,
-/// [`FLUSH_INTERVAL`] while few tasks run, stretched so that all running tasks together
-/// write about [`FLUSH_RATE`] times a second, up to [`FLUSH_INTERVAL_MAX`].
+/// [`FLUSH_INTERVAL`] while few tasks have actors (running or paused), stretched so that
+/// all of them together write about [`FLUSH_RATE`] times a second, up to
+/// [`FLUSH_INTERVAL_MAX`].
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const FLUSH_INTERVAL_MAX: Duration = Duration::from_secs(1);
 const FLUSH_RATE: f64 = 1000.0;

@@ -7,8 +7,9 @@ use super::schema::{task_history, task_logs, tasks};
 use super::StoreError;
 use crate::domain::{LogLevel, Task, TaskId, Transition};
 
-#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
-#[diesel(table_name = tasks, treat_none_as_default_value = false)]
+/// A stored task as read.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = tasks)]
 pub struct TaskRow {
     pub id: String,
     pub name: String,
@@ -72,39 +73,31 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{field} '{s}': {e}")))
 }
 
-/// The whole row: what creation fixed, plus the changeable columns as a save writes them.
-impl From<&Task> for TaskRow {
+/// A task as inserted: what creation fixed, plus the changeable columns as a save writes
+/// them (so an insert and a save serialise those one way).
+#[derive(Insertable)]
+#[diesel(table_name = tasks, treat_none_as_default_value = false)]
+pub struct NewTaskRow {
+    pub id: String,
+    pub task_type: String,
+    pub config: String,
+    pub mutex_key: Option<String>,
+    pub mutex_policy: String,
+    pub depends_on: String,
+    pub batch_id: Option<String>,
+    pub schedule_id: Option<String>,
+    pub source: String,
+    pub retry_of: Option<String>,
+    pub created_by: Option<String>,
+    pub callback_url: Option<String>,
+    pub created_at: i64,
+    #[diesel(embed)]
+    pub changes: TaskChanges,
+}
+
+impl From<&Task> for NewTaskRow {
     fn from(t: &Task) -> Self {
-        let TaskChanges {
-            name,
-            status,
-            priority,
-            progress,
-            stage,
-            message,
-            eta_secs,
-            checkpoint,
-            result,
-            error,
-            attempt,
-            max_retries,
-            retry_delay_secs,
-            retry_backoff,
-            timeout_secs,
-            run_at,
-            tags,
-            unit_id,
-            version,
-            updated_at,
-            started_at,
-            finished_at,
-            unit_labels,
-            held,
-            not_before,
-            active_secs,
-            resources,
-        } = TaskChanges::from(t);
-        TaskRow {
+        NewTaskRow {
             id: t.id.to_string(),
             task_type: t.task_type.clone(),
             config: json_text(&t.config),
@@ -118,33 +111,7 @@ impl From<&Task> for TaskRow {
             created_by: t.created_by.clone(),
             callback_url: t.callback_url.clone(),
             created_at: t.created_at,
-            name,
-            status,
-            priority,
-            progress,
-            stage,
-            message,
-            eta_secs,
-            checkpoint,
-            result,
-            error,
-            attempt,
-            max_retries,
-            retry_delay_secs,
-            retry_backoff,
-            timeout_secs,
-            run_at,
-            tags,
-            unit_id,
-            version,
-            updated_at,
-            started_at,
-            finished_at,
-            unit_labels,
-            held,
-            not_before,
-            active_secs,
-            resources,
+            changes: TaskChanges::from(t),
         }
     }
 }
@@ -154,8 +121,8 @@ impl From<&Task> for TaskRow {
 /// rewrites the entries of every index that holds a column it sets, so leaving the fixed
 /// ones out spares the type, creation-time, batch and schedule indexes on each save (and
 /// re-serialising the config and dependencies).
-#[derive(AsChangeset)]
-#[diesel(table_name = tasks, treat_none_as_null = true)]
+#[derive(AsChangeset, Insertable)]
+#[diesel(table_name = tasks, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct TaskChanges {
     pub name: String,
     pub status: String,

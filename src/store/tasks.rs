@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 
 use super::conn::{DbConn, MultiBackend};
-use super::rows::{HistoryRow, LogLine, LogRow, NewHistoryRow, NewLogRow, TaskChanges, TaskRow};
+use super::rows::{
+    HistoryRow, LogLine, LogRow, NewHistoryRow, NewLogRow, NewTaskRow, TaskChanges, TaskRow,
+};
 use super::schema::{task_history, task_logs, tasks};
 use super::StoreError;
 use crate::domain::{LogLevel, Millis, Task, TaskId, TaskStatus, Transition};
@@ -282,7 +284,7 @@ pub fn get_many(conn: &mut DbConn, ids: &[TaskId]) -> Result<Vec<Task>, StoreErr
 /// Inserts new tasks with their first history rows.
 pub fn insert(conn: &mut DbConn, items: &[(Task, Transition)]) -> Result<(), StoreError> {
     for chunk in items.chunks(500) {
-        let rows: Vec<TaskRow> = chunk.iter().map(|(t, _)| TaskRow::from(t)).collect();
+        let rows: Vec<NewTaskRow> = chunk.iter().map(|(t, _)| NewTaskRow::from(t)).collect();
         batch_insert!(conn, tasks::table, &rows)?;
         let hist: Vec<NewHistoryRow> = chunk
             .iter()

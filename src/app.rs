@@ -124,21 +124,21 @@ impl Application {
         let syslog = crate::syslog::SystemLog::start(store.clone(), &events);
         // Only the binary installs the logger tap; there is one application per process.
         crate::syslog::tap_into(&syslog);
+        let active = ActiveTasks::default();
         let shared = Shared {
+            active: active.clone(),
             store,
             events,
             registry: registry.clone(),
             config: Arc::new(RwLock::new(Arc::new(config.clone()))),
             env: env.clone(),
             typical: Default::default(),
-            live_tasks: Default::default(),
             units: units_ctx.address(),
             remote_types: Default::default(),
             syslog,
         };
 
         let scheduler = SchedulerActor::new(shared.clone()).start();
-        let active = ActiveTasks::default();
         let supervisor = Supervisor::new(shared.clone(), scheduler.clone(), active.clone()).start();
         let local = LocalUnit::new(registry.clone(), env).start();
         scheduler.do_send(RegisterUnit {

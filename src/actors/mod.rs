@@ -79,38 +79,14 @@ pub struct Shared {
     /// Recent typical durations per task type (the ETA's history half), so that starting a
     /// task does not cost a query.
     pub typical: Arc<TypicalDurations>,
-    /// How many task actors are alive (what the progress writes are spread over).
-    pub live_tasks: LiveTasks,
+    /// The directory of task actors (how many there are spreads the progress writes).
+    pub active: supervisor::ActiveTasks,
     /// The registry of execution units.
     pub units: actix::Addr<unit_manager::UnitManager>,
     /// Task types served by registered remote units.
     pub remote_types: unit_manager::RemoteTypes,
     /// steward's own notable events, searchable at `/api/v1/logs`.
     pub syslog: crate::syslog::SystemLog,
-}
-
-/// Counts the task actors alive: each holds a [`LiveTask`] from creation to drop.
-#[derive(Clone, Default)]
-pub struct LiveTasks(Arc<std::sync::atomic::AtomicUsize>);
-
-impl LiveTasks {
-    pub fn enter(&self) -> LiveTask {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        LiveTask(Arc::clone(&self.0))
-    }
-
-    pub fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// One live task actor, counted in [`LiveTasks`] until dropped.
-pub struct LiveTask(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for LiveTask {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// A short-lived cache of the mean duration of recent successes, by task type. One read per
@@ -245,17 +221,5 @@ mod tests {
         assert_eq!(t.claim("noop"), Typical::Read);
         t.release("sleep");
         assert_eq!(t.claim("sleep"), Typical::Known(Some(1.5)));
-    }
-
-    #[test]
-    fn live_tasks_count_what_is_held() {
-        let live = LiveTasks::default();
-        let a = live.enter();
-        let b = live.enter();
-        assert_eq!(live.count(), 2);
-        drop(a);
-        assert_eq!(live.count(), 1);
-        drop(b);
-        assert_eq!(live.count(), 0);
     }
 }

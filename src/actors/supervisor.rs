@@ -97,6 +97,11 @@ impl ActiveTasks {
         self.lock().get(id).cloned()
     }
 
+    /// How many task actors there are (running or paused tasks).
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Which of these tasks have an actor (started, even if their start is not yet written).
     pub fn among(&self, ids: Vec<TaskId>) -> Vec<TaskId> {
         let map = self.lock();

@@ -68,7 +68,6 @@ pub enum Launch {
 
 pub struct TaskActor {
     id: TaskId,
-    _live: super::LiveTask,
     task: Option<Task>,
     /// The task as last committed: what readers see (with live progress laid over it).
     durable: Option<Task>,
@@ -119,7 +118,6 @@ impl TaskActor {
     ) -> Self {
         TaskActor {
             id,
-            _live: shared.live_tasks.enter(),
             task: None,
             durable: None,
             shared,
@@ -308,7 +306,7 @@ impl TaskActor {
 
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush.is_none() {
-            let every = flush_interval(self.shared.live_tasks.count());
+            let every = flush_interval(self.shared.active.count());
             self.flush = Some(ctx.run_later(every, |act, ctx| {
                 act.flush = None;
                 if !act.unsaved_history.is_empty() {

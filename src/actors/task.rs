@@ -3,6 +3,7 @@
 //! store's group-commit writer and publishes the events. When the task's outcome is decided
 //! *and* the unit has stopped, it tells the scheduler (`TaskEnded`) and the supervisor.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -66,11 +67,19 @@ pub enum Launch {
     Resync,
 }
 
+/// The live task, to change: copied first while a snapshot (the durable one, or a write in
+/// flight) still shares it.
+fn hot(task: &mut Option<Arc<Task>>) -> Option<&mut Task> {
+    task.as_mut().map(Arc::make_mut)
+}
+
 pub struct TaskActor {
     id: TaskId,
-    task: Option<Task>,
+    /// The task as it is now. Shared with `durable` and with the write in flight until it
+    /// next changes ([`hot`] copies it then), so a settled task is held once.
+    task: Option<Arc<Task>>,
     /// The task as last committed: what readers see (with live progress laid over it).
-    durable: Option<Task>,
+    durable: Option<Arc<Task>>,
     shared: Shared,
     scheduler: Addr<SchedulerActor>,
     supervisor: Addr<Supervisor>,
@@ -171,7 +180,7 @@ impl TaskActor {
 
     fn stop_clock(&mut self, ctx: &mut Context<Self>) {
         let active = self.active_secs();
-        if let Some(t) = self.task.as_mut() {
+        if let Some(t) = hot(&mut self.task) {
             t.active_secs = active;
         }
         self.running_since = None;
@@ -205,7 +214,7 @@ impl TaskActor {
     fn persist(
         &mut self,
         history: Vec<Transition>,
-    ) -> impl std::future::Future<Output = Result<Option<Task>, StoreError>> + 'static {
+    ) -> impl std::future::Future<Output = Result<Option<Arc<Task>>, StoreError>> + 'static {
         let task = self.task.clone();
         let expected = self.persisted_version;
         if let Some(t) = &task {
@@ -233,7 +242,7 @@ impl TaskActor {
     /// attempt laid over it (progress is coalesced into writes, see [`flush_interval`]).
     pub(super) fn readable(&self) -> Option<Task> {
         let hot = self.task.as_ref()?;
-        let mut t = self.durable.clone().unwrap_or_else(|| hot.clone());
+        let mut t = Task::clone(self.durable.as_ref().unwrap_or(hot));
         if t.status == hot.status && t.attempt == hot.attempt {
             t.progress = hot.progress;
             t.stage = hot.stage.clone();
@@ -291,7 +300,7 @@ impl TaskActor {
                     }
                 }
                 act.maybe_finalize(ctx);
-                act.task.clone().ok_or_else(ApiError::internal)
+                act.task.as_deref().cloned().ok_or_else(ApiError::internal)
             }
             Err(e) => {
                 log::error!(
@@ -389,7 +398,7 @@ impl TaskActor {
             };
             let unit_id = act.unit.as_ref().map(|u| u.id.clone()).unwrap_or_default();
             act.persisted_version = task.version;
-            act.durable = Some(task.clone());
+            act.durable = Some(Arc::new(task.clone()));
             let reason = format!("started on unit {unit_id}");
             let started = task.transition(TaskStatus::Running, now_ms(), "scheduler", Some(reason));
             let h = match started {
@@ -402,7 +411,7 @@ impl TaskActor {
             task.unit_id = Some(unit_id);
             task.held = false;
             task.not_before = None;
-            act.task = Some(task);
+            act.task = Some(Arc::new(task));
             act.held_events = Some(Vec::new());
             act.unsaved_history.push(h);
             act.start_clock(ctx);
@@ -442,13 +451,13 @@ impl TaskActor {
 
     fn adopt(&mut self, task: Task, unit: Option<UnitHandle>, ctx: &mut Context<Self>) {
         self.persisted_version = task.version;
-        self.durable = Some(task.clone());
+        self.durable = Some(Arc::new(task.clone()));
         let status = task.status;
         let remote = task
             .unit_id
             .clone()
             .filter(|u| u != super::units::LocalUnit::ID && unit.is_none());
-        self.task = Some(task);
+        self.task = Some(Arc::new(task));
         match status {
             TaskStatus::Running | TaskStatus::Paused if remote.is_some() => {
                 if status == TaskStatus::Running {
@@ -539,7 +548,7 @@ impl TaskActor {
         if self.ending.is_some() {
             return self.maybe_finalize(ctx);
         }
-        if let Some(t) = self.task.as_mut() {
+        if let Some(t) = hot(&mut self.task) {
             t.unit_id = None;
             t.touch(now_ms());
         }
@@ -607,7 +616,7 @@ impl TaskActor {
                 && act.task.as_ref().map(|t| t.status) == Some(TaskStatus::Running);
             match res {
                 Ok(Some(unit)) if wanted => {
-                    if let Some(t) = act.task.as_mut() {
+                    if let Some(t) = hot(&mut act.task) {
                         t.unit_id = Some(unit.id.clone());
                         t.touch(now_ms());
                     }
@@ -678,7 +687,7 @@ impl TaskActor {
         checkpoint: Option<serde_json::Value>,
     ) -> bool {
         let active = self.active_secs();
-        let Some(task) = self.task.as_mut() else {
+        let Some(task) = hot(&mut self.task) else {
             return false;
         };
         let mut changed = false;
@@ -720,7 +729,7 @@ impl TaskActor {
         }
         self.stop_clock(ctx);
         let by = self.unit_name();
-        let Some(task) = self.task.as_mut() else {
+        let Some(task) = hot(&mut self.task) else {
             return;
         };
         let now = now_ms();
@@ -839,7 +848,7 @@ impl TaskActor {
     fn succeed(&mut self, result: Option<serde_json::Value>, ctx: &mut Context<Self>) {
         self.stop_clock(ctx);
         let by = self.unit_name();
-        let Some(task) = self.task.as_mut() else {
+        let Some(task) = hot(&mut self.task) else {
             return;
         };
         let now = now_ms();
@@ -870,7 +879,7 @@ impl TaskActor {
         reason: String,
         ctx: &mut Context<Self>,
     ) -> Result<ResponseActFuture<Self, Result<Task, ApiError>>, ApiError> {
-        let task = self.task.as_mut().ok_or_else(ApiError::internal)?;
+        let task = hot(&mut self.task).ok_or_else(ApiError::internal)?;
         let h = task.transition(TaskStatus::Cancelled, now_ms(), &by, Some(reason))?;
         self.stop_clock(ctx);
         if let Some(unit) = self.unit.as_ref().filter(|_| !self.unit_stopped) {

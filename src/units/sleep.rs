@@ -54,20 +54,24 @@ impl TaskHandler for Sleep {
     }
 
     fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<'static, Outcome> {
-        async move {
-            let total = match secs_of(&job.config) {
-                Ok(s) => s,
-                Err(e) => return Outcome::Failed(format!("{}: {}", e.field, e.message)),
-            };
-            let slept = job
-                .checkpoint
-                .as_ref()
-                .and_then(|c| c.get("slept_secs"))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            run_sleep(total, slept.clamp(0.0, total), ctx).await
-        }
-        .boxed()
+        // Read here, so the future holds two numbers rather than the job for the whole sleep.
+        let total = match secs_of(&job.config) {
+            Ok(s) => s,
+            Err(e) => {
+                return futures_util::future::ready(Outcome::Failed(format!(
+                    "{}: {}",
+                    e.field, e.message
+                )))
+                .boxed()
+            }
+        };
+        let slept = job
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.get("slept_secs"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        run_sleep(total, slept.clamp(0.0, total), ctx).boxed()
     }
 }
 

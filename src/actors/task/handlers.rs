@@ -2,7 +2,9 @@
 
 use actix::prelude::*;
 
-use super::{Command, Launch, Snapshot, TaskActor};
+use std::sync::Arc;
+
+use super::{hot, Command, Launch, Snapshot, TaskActor};
 use crate::actors::scheduler::Ended;
 use crate::actors::units::{self as unitmsg, ReportBody, UnitReport};
 use crate::actors::TaskCommand;
@@ -25,7 +27,7 @@ impl Actor for TaskActor {
                 ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
                     Ok(Some(task)) => {
                         act.persisted_version = task.version;
-                        act.durable = Some(task.clone());
+                        act.durable = Some(Arc::new(task.clone()));
                         let status = task.status;
                         if status == TaskStatus::Pending {
                             // Its start never became durable: stop the work it began.
@@ -34,7 +36,7 @@ impl Actor for TaskActor {
                             }
                             return act.give_back(task, ctx);
                         }
-                        act.task = Some(task);
+                        act.task = Some(Arc::new(task));
                         if status.is_terminal() && !act.done {
                             act.final_committed = true;
                             act.unit_stopped = true;
@@ -100,14 +102,14 @@ impl Handler<UnitReport> for TaskActor {
                 self.schedule_flush(ctx);
             }
             ReportBody::Report(Report::Resources(v)) => {
-                if let Some(t) = self.task.as_mut() {
+                if let Some(t) = hot(&mut self.task) {
                     t.resources = Some(v);
                     t.touch(now_ms());
                 }
                 self.schedule_flush(ctx);
             }
             ReportBody::Report(Report::Result(v)) => {
-                if let Some(t) = self.task.as_mut() {
+                if let Some(t) = hot(&mut self.task) {
                     t.result = Some(v);
                     t.touch(now_ms());
                 }
@@ -156,7 +158,7 @@ impl Handler<Command> for TaskActor {
 
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> Self::Result {
         let ready = |r: Result<Task, ApiError>| -> Self::Result { Box::pin(fut::ready(r)) };
-        let Some(task) = self.task.clone() else {
+        let Some(task) = self.task.as_deref().cloned() else {
             return ready(Err(ApiError::new(
                 ErrorCode::Unavailable,
                 "the task is being loaded; try again",
@@ -170,7 +172,7 @@ impl Handler<Command> for TaskActor {
                     return ready(Err(refuse(&task, TaskStatus::Paused)));
                 }
                 self.stop_clock(ctx);
-                let Some(t) = self.task.as_mut() else {
+                let Some(t) = hot(&mut self.task) else {
                     return ready(Err(ApiError::internal()));
                 };
                 let h = match t.transition(TaskStatus::Paused, now, &msg.by, Some("paused".into()))
@@ -187,7 +189,7 @@ impl Handler<Command> for TaskActor {
                 if task.status != TaskStatus::Paused || self.ending.is_some() {
                     return ready(Err(refuse(&task, TaskStatus::Running)));
                 }
-                let Some(t) = self.task.as_mut() else {
+                let Some(t) = hot(&mut self.task) else {
                     return ready(Err(ApiError::internal()));
                 };
                 let h =
@@ -219,7 +221,7 @@ impl Handler<Command> for TaskActor {
                 name,
                 tags,
             } => {
-                let Some(t) = self.task.as_mut() else {
+                let Some(t) = hot(&mut self.task) else {
                     return ready(Err(ApiError::internal()));
                 };
                 if let Some(p) = priority {
@@ -297,7 +299,7 @@ impl Handler<Command> for TaskActor {
                     }
                     TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pending => {}
                 }
-                ready(self.task.clone().ok_or_else(ApiError::internal))
+                ready(self.task.as_deref().cloned().ok_or_else(ApiError::internal))
             }
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::TaskActor;
+use super::{hot, TaskActor};
 use crate::actors::Typical;
 use crate::domain::{now_ms, rfc3339, LogLevel, TaskStatus};
 use crate::events::EventBody;
@@ -68,7 +68,7 @@ impl TaskActor {
     /// Progress arrived: the task is no longer stalled.
     pub(super) fn progress_seen(&mut self) {
         self.last_progress = Some(Instant::now());
-        if let Some(t) = self.task.as_mut() {
+        if let Some(t) = hot(&mut self.task) {
             t.stalled_since = None;
         }
     }
@@ -82,7 +82,7 @@ impl TaskActor {
         }
         let timeout = self.shared.config().stall_timeout_secs;
         let silent = last.elapsed();
-        let Some(task) = self.task.as_mut() else {
+        let Some(task) = hot(&mut self.task) else {
             return;
         };
         if task.status != TaskStatus::Running

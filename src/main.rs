@@ -64,7 +64,6 @@ struct WorkerArgs {
 }
 
 fn main() -> ExitCode {
-    cap_malloc_arenas();
     // `steward task|batch|schedule …` is the client, with its own flags (its --config is JSON).
     if let Some(code) = steward::cli::run_if_client(std::env::args_os().collect()) {
         return code;
@@ -127,28 +126,6 @@ fn main() -> ExitCode {
         Command::Worker(_) => ExitCode::FAILURE,
     }
 }
-
-/// glibc's malloc gives threads that allocate at the same time arenas of their own, up to
-/// eight per core, and memory freed into one arena serves only that arena: a server whose
-/// actors, HTTP workers, writer and readers all allocate holds several partly empty heaps.
-/// One arena per core keeps the contention glibc avoids and the heap that much smaller
-/// (1,000 running sleeps peak 4–5 MiB lower). An explicit `MALLOC_ARENA_MAX` still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn cap_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt only sets a malloc parameter; it runs before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn cap_malloc_arenas() {}
 
 fn worker(args: WorkerArgs, data_dir: Option<PathBuf>) -> ExitCode {
     let labels = match steward::worker::parse_labels(&args.labels) {

@@ -1,8 +1,8 @@
 //! The TaskActor's lifecycle and message handlers.
 
-use actix::prelude::*;
-
 use std::sync::Arc;
+
+use actix::prelude::*;
 
 use super::{hot, Command, Launch, Snapshot, TaskActor};
 use crate::actors::scheduler::Ended;
@@ -158,7 +158,8 @@ impl Handler<Command> for TaskActor {
 
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> Self::Result {
         let ready = |r: Result<Task, ApiError>| -> Self::Result { Box::pin(fut::ready(r)) };
-        let Some(task) = self.task.as_deref().cloned() else {
+        // The task before this command (a shared reference: changing the live one copies it).
+        let Some(task) = self.task.clone() else {
             return ready(Err(ApiError::new(
                 ErrorCode::Unavailable,
                 "the task is being loaded; try again",
@@ -275,7 +276,7 @@ impl Handler<Command> for TaskActor {
                     return ready(Err(e));
                 }
                 if self.ending.is_some() {
-                    return ready(Ok(task));
+                    return ready(Ok(Task::clone(&task)));
                 }
                 match status {
                     TaskStatus::Success => {

@@ -264,6 +264,23 @@ impl TaskActor {
         history: Vec<Transition>,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+        Box::pin(
+            self.write_through(history, ctx)
+                .map(|res, act, _| res.and_then(|()| act.answer())),
+        )
+    }
+
+    /// The task as a control command answers it.
+    fn answer(&self) -> Result<Task, ApiError> {
+        self.task.as_deref().cloned().ok_or_else(ApiError::internal)
+    }
+
+    /// [`TaskActor::commit`] for a caller that needs no answer (no copy of the task made).
+    fn write_through(
+        &mut self,
+        history: Vec<Transition>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<(), ApiError>> {
         let mut history = history;
         if !self.unsaved_history.is_empty() {
             let mut all = std::mem::take(&mut self.unsaved_history);
@@ -300,7 +317,7 @@ impl TaskActor {
                     }
                 }
                 act.maybe_finalize(ctx);
-                act.task.as_deref().cloned().ok_or_else(ApiError::internal)
+                Ok(())
             }
             Err(e) => {
                 log::error!(
@@ -320,7 +337,7 @@ impl TaskActor {
                 act.flush = None;
                 if !act.unsaved_history.is_empty() {
                     // The start is still unwritten: write it with its events.
-                    let write = act.commit(Vec::new(), ctx);
+                    let write = act.write_through(Vec::new(), ctx);
                     ctx.spawn(write.map(|_, _, _| ()));
                     return;
                 }
@@ -419,7 +436,7 @@ impl TaskActor {
             // A task that ends within the window writes its start with its end.
             ctx.run_later(START_WRITE_WINDOW, |act, ctx| {
                 if !act.unsaved_history.is_empty() && act.ending.is_none() {
-                    let write = act.commit(Vec::new(), ctx);
+                    let write = act.write_through(Vec::new(), ctx);
                     ctx.spawn(write.map(|_, _, _| ()));
                 }
             });
@@ -774,7 +791,7 @@ impl TaskActor {
         ended: Ended,
         history: Vec<Transition>,
         ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+    ) -> ResponseActFuture<Self, Result<(), ApiError>> {
         self.ending = Some(ended);
         let slack = self.shared.config().kill_grace_secs;
         ctx.run_later(
@@ -790,7 +807,7 @@ impl TaskActor {
                 }
             },
         );
-        let fut = self.commit(history, ctx);
+        let fut = self.write_through(history, ctx);
         Box::pin(fut.map(|res, act, ctx| {
             if res.is_ok() {
                 act.final_committed = true;
@@ -887,7 +904,10 @@ impl TaskActor {
         } else {
             self.unit_stopped = true;
         }
-        Ok(self.end_with(Ended::Cancelled, vec![h], ctx))
+        let end = self.end_with(Ended::Cancelled, vec![h], ctx);
+        Ok(Box::pin(
+            end.map(|res, act, _| res.and_then(|()| act.answer())),
+        ))
     }
 
     fn on_timeout(&mut self, ctx: &mut Context<Self>) {

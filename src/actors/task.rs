@@ -264,10 +264,15 @@ impl TaskActor {
         history: Vec<Transition>,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
-        Box::pin(
-            self.write_through(history, ctx)
-                .map(|res, act, _| res.and_then(|()| act.answer())),
-        )
+        let write = self.write_through(history, ctx);
+        Self::answered(write)
+    }
+
+    /// A write's future that answers with the task once the write is durable.
+    fn answered(
+        write: ResponseActFuture<Self, Result<(), ApiError>>,
+    ) -> ResponseActFuture<Self, Result<Task, ApiError>> {
+        Box::pin(write.map(|res, act, _| res.and_then(|()| act.answer())))
     }
 
     /// The task as a control command answers it.
@@ -468,13 +473,15 @@ impl TaskActor {
 
     fn adopt(&mut self, task: Task, unit: Option<UnitHandle>, ctx: &mut Context<Self>) {
         self.persisted_version = task.version;
-        self.durable = Some(Arc::new(task.clone()));
         let status = task.status;
         let remote = task
             .unit_id
             .clone()
             .filter(|u| u != super::units::LocalUnit::ID && unit.is_none());
-        self.task = Some(Arc::new(task));
+        // As recovered, the live task is the durable one: one copy for both.
+        let task = Arc::new(task);
+        self.durable = Some(task.clone());
+        self.task = Some(task);
         match status {
             TaskStatus::Running | TaskStatus::Paused if remote.is_some() => {
                 if status == TaskStatus::Running {
@@ -905,9 +912,7 @@ impl TaskActor {
             self.unit_stopped = true;
         }
         let end = self.end_with(Ended::Cancelled, vec![h], ctx);
-        Ok(Box::pin(
-            end.map(|res, act, _| res.and_then(|()| act.answer())),
-        ))
+        Ok(Self::answered(end))
     }
 
     fn on_timeout(&mut self, ctx: &mut Context<Self>) {

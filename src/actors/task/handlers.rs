@@ -27,7 +27,6 @@ impl Actor for TaskActor {
                 ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
                     Ok(Some(task)) => {
                         act.persisted_version = task.version;
-                        act.durable = Some(Arc::new(task.clone()));
                         let status = task.status;
                         if status == TaskStatus::Pending {
                             // Its start never became durable: stop the work it began.
@@ -36,7 +35,10 @@ impl Actor for TaskActor {
                             }
                             return act.give_back(task, ctx);
                         }
-                        act.task = Some(Arc::new(task));
+                        // As read, the live task is the durable one: one copy for both.
+                        let task = Arc::new(task);
+                        act.durable = Some(task.clone());
+                        act.task = Some(task);
                         if status.is_terminal() && !act.done {
                             act.final_committed = true;
                             act.unit_stopped = true;
@@ -300,7 +302,7 @@ impl Handler<Command> for TaskActor {
                     }
                     TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pending => {}
                 }
-                ready(self.task.as_deref().cloned().ok_or_else(ApiError::internal))
+                ready(self.answer())
             }
         }
     }

@@ -316,7 +316,7 @@ async function loadDetail() {
     throw e;
   }
   const [history, logs] = await Promise.all([
-    api("GET", `/tasks/${id}/history`),
+    api("GET", `/tasks/${id}/history?limit=1000`),
     api("GET", `/tasks/${id}/logs?limit=1000${state.logAfter ? `&after=${state.logAfter}` : ""}`),
   ]);
   if (state.selected !== id) return; // another task was picked meanwhile

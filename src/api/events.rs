@@ -10,9 +10,11 @@ use serde_json::Value;
 use super::fields::Params;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::events::EventFilter;
+use crate::events::{EventFilter, KINDS};
 use crate::store::events as ev;
 
+/// A kind the log stores that subscriptions do not name (see [`KINDS`]).
+const BATCH_KIND: &str = "batch";
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 /// How long a read waits for events already published to reach the log.
@@ -38,7 +40,16 @@ async fn list(
         },
         batches: p.str("batch_id").map(|b| vec![b.to_string()]),
         types: p.str("type").map(|t| vec![t.to_string()]),
-        kinds: p.str("event").map(|k| vec![k.to_string()]),
+        kinds: match p.str("event") {
+            None => None,
+            Some(k) if KINDS.contains(&k) || k == BATCH_KIND => Some(vec![k.to_string()]),
+            Some(k) => {
+                return Err(ApiError::field(
+                    "event",
+                    format!("'{k}' is not one of {}, {BATCH_KIND}", KINDS.join(", ")),
+                ))
+            }
+        },
     };
     // Answer with everything published before this request, even what the log has not
     // yet written.

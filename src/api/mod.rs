@@ -28,7 +28,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::actors::commander::Commander;
 use crate::actors::schedule::ScheduleActor;
@@ -208,7 +213,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .configure(units::configure)
             .configure(crate::ws::configure)
             .configure(crate::auth::configure)
-            .default_service(web::to(not_found)),
+            .default_service(web::to(no_route))
+            .wrap(
+                ErrorHandlers::new()
+                    .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed_body),
+            ),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))
     .default_service(web::to(not_found));
@@ -231,5 +240,85 @@ async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
     Err(ApiError::new(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// What no route under `/api/v1` answers: 405 when the path is routed for other methods (a
+/// route added with `.route(path, web::get())` carries its method as a guard, so a wrong
+/// method falls through to here rather than to the resource's own 405), else 404.
+async fn no_route(req: HttpRequest) -> ApiResult<HttpResponse> {
+    if !req.resource_map().has_resource(req.path()) {
+        return not_found(req).await;
+    }
+    let allowed = documented_methods(req.path()).join(", ");
+    let mut res = method_not_allowed(&req, &allowed).error_response();
+    if !allowed.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&allowed) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+    }
+    Ok(res)
+}
+
+/// The 405 every wrong method under `/api/v1` gets.
+fn method_not_allowed(req: &HttpRequest, allowed: &str) -> ApiError {
+    let mut message = format!("{} is not allowed on {}", req.method(), req.path());
+    if !allowed.is_empty() {
+        message.push_str(&format!("; allowed: {allowed}"));
+    }
+    ApiError::new(ErrorCode::MethodNotAllowed, message)
+}
+
+/// The methods the route table ([`openapi::ROUTES`]) lists for a path under `/api/v1`, for
+/// an `Allow` header.
+fn documented_methods(path: &str) -> Vec<String> {
+    let Some(rest) = path.strip_prefix("/api/v1") else {
+        return Vec::new();
+    };
+    let mut methods: Vec<String> = openapi::ROUTES
+        .iter()
+        .filter(|(_, pattern, _)| pattern_matches(pattern, rest))
+        .map(|(method, _, _)| method.to_ascii_uppercase())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    methods
+}
+
+/// Whether `/a/{x}/b` matches `path` segment by segment.
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w == g || (w.starts_with('{') && !g.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Gives the empty 405 of a `web::resource` (a known path, another method) the JSON error
+/// body, keeping its `Allow` header. A 405 that already has a body is left as it is.
+fn method_not_allowed_body<B: MessageBody>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if !matches!(
+        res.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    ) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, old) = res.into_parts();
+    let allow = old.headers().get(header::ALLOW).cloned();
+    let shown = allow
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut new = method_not_allowed(&req, shown).error_response();
+    if let Some(v) = allow {
+        new.headers_mut().insert(header::ALLOW, v);
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
     ))
 }

@@ -47,7 +47,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/tasks/{id}/retry",
         "A new task of the same type and config (from failed)",
     ),
-    ("get", "/tasks/{id}/history", "Status transitions"),
+    (
+        "get",
+        "/tasks/{id}/history",
+        "Status transitions: page, limit",
+    ),
     (
         "get",
         "/tasks/{id}/logs",
@@ -121,8 +125,21 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/task-types",
         "Task types, config schemas, availability, units",
     ),
-    ("get", "/units", "Execution units"),
+    ("get", "/units", "Execution units: page, limit"),
+    ("post", "/units", "Register an HTTP unit"),
     ("get", "/units/{id}", "One unit"),
+    ("delete", "/units/{id}", "Deregister a unit"),
+    (
+        "post",
+        "/units/{id}/heartbeat",
+        "A unit's heartbeat (answers the jobs to drop)",
+    ),
+    ("post", "/units/{id}/drain", "Drain: no new work"),
+    (
+        "get",
+        "/units/connect",
+        "WebSocket: a remote worker's connection",
+    ),
     ("get", "/events", "Event replay: after_seq, limit"),
     ("get", "/ws", "WebSocket: live events"),
     (

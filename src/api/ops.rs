@@ -33,6 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Data = web::Data<AppState>;
 
+/// Alert levels, as stored (SPEC §8); `level=` may name one in any case.
+const ALERT_LEVELS: [&str; 4] = ["info", "warning", "error", "critical"];
+
 async fn alerts(
     state: Data,
     query: web::Query<HashMap<String, String>>,
@@ -50,8 +53,21 @@ async fn alerts(
             ))
         }
     };
+    let level = match p.str("level") {
+        None => None,
+        Some(raw) => {
+            let l = raw.to_ascii_lowercase();
+            if !ALERT_LEVELS.contains(&l.as_str()) {
+                return Err(ApiError::field(
+                    "level",
+                    format!("'{raw}' is not one of {}", ALERT_LEVELS.join(", ")),
+                ));
+            }
+            Some(l)
+        }
+    };
     let aq = AlertQuery {
-        level: p.str("level").map(String::from),
+        level,
         alert_type: p.str("type").map(String::from),
         acknowledged,
         offset,

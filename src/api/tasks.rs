@@ -381,17 +381,25 @@ async fn retry(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRes
         .json(state.view(task).await?))
 }
 
-/// `GET /tasks/{id}/history`: every transition, oldest first.
-async fn history(state: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// `GET /tasks/{id}/history?page=&limit=`: a page of the transitions, oldest first.
+async fn history(
+    state: Data,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
     let id = task_id(&path)?;
+    let (page, limit, offset) = Params(query.into_inner()).page()?;
     state.load_task(id).await?;
-    let rows = state.shared.store.read(move |c| q::history(c, id)).await?;
+    let (rows, total) = state
+        .shared
+        .store
+        .read(move |c| q::history_page(c, id, offset, limit))
+        .await?;
     let items: Vec<HistoryView> = rows.into_iter().map(Into::into).collect();
-    let total = items.len() as i64;
     Ok(HttpResponse::Ok().json(Page {
         items,
-        page: 1,
-        limit: total.max(1),
+        page,
+        limit,
         total,
     }))
 }

@@ -12,7 +12,8 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::fields::Body;
+use super::dto::Page;
+use super::fields::{Body, Params};
 use super::AppState;
 use crate::actors::scheduler::GetStats;
 use crate::actors::unit_manager::{
@@ -28,10 +29,16 @@ const MAX_CAPACITY: i64 = 100_000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/task-types", web::get().to(task_types))
         .route("/units/connect", web::get().to(crate::ws::units::connect))
-        .route("/units", web::get().to(list_units))
-        .route("/units", web::post().to(register))
-        .route("/units/{id}", web::get().to(get_unit))
-        .route("/units/{id}", web::delete().to(deregister))
+        .service(
+            web::resource("/units")
+                .route(web::get().to(list_units))
+                .route(web::post().to(register)),
+        )
+        .service(
+            web::resource("/units/{id}")
+                .route(web::get().to(get_unit))
+                .route(web::delete().to(deregister)),
+        )
         .route("/units/{id}/heartbeat", web::post().to(heartbeat))
         .route("/units/{id}/drain", web::post().to(drain));
 }
@@ -129,9 +136,25 @@ async fn task_types(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(types.into_values().collect::<Vec<_>>()))
 }
 
-/// Every registered unit, the in-process one first.
-async fn list_units(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(units_json(&state).await?))
+/// `GET /units?page=&limit=`: a page of the registered units, the in-process one first.
+async fn list_units(
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    let (page, limit, offset) = Params(query.into_inner()).page()?;
+    let units = units_now(&state).await?;
+    let total = units.len() as i64;
+    let items: Vec<UnitView> = units
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect();
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        page,
+        limit,
+        total,
+    }))
 }
 
 /// One unit.
@@ -139,7 +162,7 @@ async fn get_unit(state: web::Data<AppState>, id: web::Path<String>) -> ApiResul
     Ok(HttpResponse::Ok().json(unit_json(&state, &id).await?))
 }
 
-/// Every unit as the API shows it.
+/// Every unit as the API shows it, as a bare array (seed 004's `GET /api/execution-units`).
 pub(crate) async fn units_json(state: &AppState) -> ApiResult<Value> {
     Ok(serde_json::to_value(units_now(state).await?).unwrap_or(Value::Null))
 }

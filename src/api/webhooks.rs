@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use actix_web::{http::header, web, HttpResponse};
 use serde_json::{json, Value};
 
+use super::dto::Page;
 use super::fields::{Body, Params};
 use super::AppState;
 use crate::domain::now_ms;
@@ -16,11 +17,17 @@ use crate::webhooks::{delivery_view, target, Webhook};
 const MAX_SECRET: usize = 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks", web::post().to(create))
-        .route("/webhooks", web::get().to(list))
-        .route("/webhooks/{id}", web::get().to(one))
-        .route("/webhooks/{id}", web::delete().to(delete))
-        .route("/webhooks/{id}/deliveries", web::get().to(deliveries));
+    cfg.service(
+        web::resource("/webhooks")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(one))
+            .route(web::delete().to(delete)),
+    )
+    .route("/webhooks/{id}/deliveries", web::get().to(deliveries));
 }
 
 async fn create(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult<HttpResponse> {
@@ -68,9 +75,26 @@ async fn create(state: web::Data<AppState>, body: web::Json<Value>) -> ApiResult
         .json(hook.view()))
 }
 
-async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let items: Vec<Value> = state.hooks.list().iter().map(Webhook::view).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+/// `GET /webhooks?page=&limit=`: a page of the subscriptions, oldest first.
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    let (page, limit, offset) = Params(query.into_inner()).page()?;
+    let hooks = state.hooks.list();
+    let total = hooks.len() as i64;
+    let items: Vec<Value> = hooks
+        .iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(Webhook::view)
+        .collect();
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        page,
+        limit,
+        total,
+    }))
 }
 
 fn found(state: &AppState, id: &str) -> ApiResult<Webhook> {

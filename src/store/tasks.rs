@@ -456,6 +456,28 @@ pub fn history(conn: &mut DbConn, id: TaskId) -> Result<Vec<HistoryRow>, StoreEr
         .load(conn)?)
 }
 
+/// A page of a task's history (oldest first) and how many rows it has in all.
+pub fn history_page(
+    conn: &mut DbConn,
+    id: TaskId,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<HistoryRow>, i64), StoreError> {
+    let key = id.to_string();
+    let total: i64 = task_history::table
+        .filter(task_history::task_id.eq(&key))
+        .count()
+        .get_result(conn)?;
+    let rows = task_history::table
+        .filter(task_history::task_id.eq(&key))
+        .order(task_history::id.asc())
+        .offset(offset)
+        .limit(limit)
+        .select(HistoryRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
 pub fn insert_logs(conn: &mut DbConn, lines: &[LogLine]) -> Result<(), StoreError> {
     for chunk in lines.chunks(500) {
         let rows: Vec<NewLogRow> = chunk.iter().map(NewLogRow::from).collect();

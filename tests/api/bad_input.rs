@@ -5,7 +5,111 @@ use serde_json::{json, Value};
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(bad_input_gets_clear_errors_and_never_a_500);
+both_backends!(
+    bad_input_gets_clear_errors_and_never_a_500,
+    a_wrong_method_on_a_known_path_gets_a_405_error,
+    unknown_alert_levels_and_event_kinds_are_refused
+);
+
+async fn a_wrong_method_on_a_known_path_gets_a_405_error(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let id = id_of(&app.create(json!({"type": "noop"})).await);
+    // (method, path, a method the path takes)
+    let cases = [
+        ("PUT", "/api/v1/tasks".to_string(), "GET"),
+        ("DELETE", "/api/v1/tasks".to_string(), "POST"),
+        ("POST", format!("/api/v1/tasks/{id}"), "PATCH"),
+        ("PUT", "/api/v1/batches".to_string(), "POST"),
+        ("DELETE", "/api/v1/system/config".to_string(), "PUT"),
+        ("PUT", "/api/v1/units".to_string(), "POST"),
+        ("PATCH", "/api/v1/webhooks".to_string(), "GET"),
+        ("POST", format!("/api/v1/tasks/{id}/history"), "GET"),
+        ("DELETE", "/api/v1/events".to_string(), "GET"),
+        ("PUT", "/api/v1/tasks/statistics".to_string(), "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        // Act
+        let res = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .insert_header(("content-type", "application/json"))
+            .send_body("{}")
+            .await
+            .expect("request");
+        let allow = res
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let (status, e) = body_json(res).await;
+
+        // Assert
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}: {e}"
+        );
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("{method} is not allowed on {path}")),
+            "{method} {path}: {e}"
+        );
+        let methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+        assert!(
+            methods.contains(&allowed) && !methods.contains(&method),
+            "{method} {path}: Allow is '{allow}'"
+        );
+    }
+    // An unknown path is still a 404, whatever the method.
+    let (status, e) = app.put("/api/v1/nowhere", json!({})).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+}
+
+async fn unknown_alert_levels_and_event_kinds_are_refused(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    for (path, field, named) in [
+        ("/api/v1/alerts?level=bogus", "level", "critical"),
+        ("/api/v1/events?event=bogus", "event", "progress"),
+    ] {
+        // Act
+        let (status, e) = app.get(path).await;
+
+        // Assert
+        assert_eq!(
+            (
+                status,
+                e["error"]["code"].as_str(),
+                e["error"]["field"].as_str()
+            ),
+            (400, Some("validation_error"), Some(field)),
+            "{path}: {e}"
+        );
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("'bogus'") && message.contains(named),
+            "{path}: the message names the value and the allowed ones: {e}"
+        );
+    }
+    for path in [
+        "/api/v1/alerts?level=warning",
+        "/api/v1/alerts?level=CRITICAL",
+        "/api/v1/events?event=status",
+        "/api/v1/events?event=batch",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body["items"].is_array(), "{path}: {body}");
+    }
+}
 
 async fn bad_input_gets_clear_errors_and_never_a_500(db: Db) {
     let Some(app) = spawn_app(db).await else {

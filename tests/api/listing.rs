@@ -7,8 +7,145 @@ use crate::helpers::*;
 
 both_backends!(
     lists_filter_sort_paginate_and_export,
-    the_openapi_document_lists_routes_that_exist
+    the_openapi_document_lists_routes_that_exist,
+    task_history_pages_like_every_list,
+    units_and_webhooks_answer_the_list_shape
 );
+
+/// The values of `page`/`limit` every list refuses with a 400 naming the parameter.
+const BAD_PAGING: [(&str, &str); 6] = [
+    ("limit=-1", "limit"),
+    ("limit=0", "limit"),
+    ("limit=1001", "limit"),
+    ("limit=ten", "limit"),
+    ("page=abc", "page"),
+    ("page=0", "page"),
+];
+
+/// Asserts a SPEC §6 page: `items` of `len`, and `page`, `limit`, `total` as given.
+fn assert_page(body: &serde_json::Value, len: usize, page: i64, limit: i64, total: i64) {
+    assert_eq!(
+        (
+            body["items"].as_array().map(Vec::len),
+            body["page"].as_i64(),
+            body["limit"].as_i64(),
+            body["total"].as_i64()
+        ),
+        (Some(len), Some(page), Some(limit), Some(total)),
+        "{body}"
+    );
+}
+
+async fn assert_bad_paging_refused(app: &TestApp, path: &str) {
+    for (query, field) in BAD_PAGING {
+        let (status, e) = app.get(&format!("{path}?{query}")).await;
+        assert_eq!(
+            (
+                status,
+                e["error"]["code"].as_str(),
+                e["error"]["field"].as_str()
+            ),
+            (400, Some("validation_error"), Some(field)),
+            "{path}?{query}: {e}"
+        );
+    }
+}
+
+async fn task_history_pages_like_every_list(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    // Arrange: a task with a few transitions (pending, running, paused, running, success).
+    let t = app
+        .create(json!({"type": "sleep", "config": {"secs": 0.5}}))
+        .await;
+    let id = id_of(&t);
+    app.wait_status(&id, "running", 10.0).await;
+    let (status, _) = app.post_empty(&format!("/api/v1/tasks/{id}/pause")).await;
+    assert_eq!(status, 200);
+    app.wait_status(&id, "paused", 10.0).await;
+    let (status, _) = app.post_empty(&format!("/api/v1/tasks/{id}/resume")).await;
+    assert_eq!(status, 200);
+    app.wait_status(&id, "success", 20.0).await;
+    let path = format!("/api/v1/tasks/{id}/history");
+
+    // Act
+    let (status, all) = app.get(&path).await;
+    let (_, second) = app.get(&format!("{path}?page=2&limit=2")).await;
+    let (_, past_end) = app.get(&format!("{path}?page=50&limit=10")).await;
+
+    // Assert
+    assert_eq!(status, 200, "{all}");
+    let total = all["total"].as_i64().unwrap();
+    assert!(
+        total >= 5,
+        "pending, running, paused, running, success: {all}"
+    );
+    assert_page(&all, total as usize, 1, 50, total);
+    assert_page(&second, 2, 2, 2, total);
+    assert_eq!(
+        second["items"][0], all["items"][2],
+        "oldest first: {second}"
+    );
+    assert_eq!(
+        second["items"][1], all["items"][3],
+        "oldest first: {second}"
+    );
+    assert_page(&past_end, 0, 50, 10, total);
+    assert_eq!(all["items"][0]["to"], "pending", "{all}");
+    assert_eq!(all["items"][total as usize - 1]["to"], "success", "{all}");
+    assert_bad_paging_refused(&app, &path).await;
+}
+
+async fn units_and_webhooks_answer_the_list_shape(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    // Arrange: a second unit beside `local`, and three webhooks.
+    let (status, unit) = app
+        .post(
+            "/api/v1/units",
+            json!({"unit_name": "far", "endpoint": "http://127.0.0.1:9", "task_types": ["x"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{unit}");
+    let mut hooks = Vec::new();
+    for i in 0..3 {
+        let (status, hook) = app
+            .post(
+                "/api/v1/webhooks",
+                json!({"url": format!("http://127.0.0.1:9/hook-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{hook}");
+        hooks.push(hook["id"].as_str().unwrap().to_string());
+    }
+
+    // Act
+    let (status, units) = app.get("/api/v1/units").await;
+    let (_, first_unit) = app.get("/api/v1/units?limit=1").await;
+    let (_, second_unit) = app.get("/api/v1/units?page=2&limit=1").await;
+    let (status_hooks, all_hooks) = app.get("/api/v1/webhooks").await;
+    let (_, last_hook) = app.get("/api/v1/webhooks?page=2&limit=2").await;
+
+    // Assert
+    assert_eq!(status, 200, "{units}");
+    assert_page(&units, 2, 1, 50, 2);
+    assert_page(&first_unit, 1, 1, 1, 2);
+    assert_eq!(first_unit["items"][0]["id"], "local", "{first_unit}");
+    assert_page(&second_unit, 1, 2, 1, 2);
+    assert_eq!(second_unit["items"][0]["id"], unit["id"], "{second_unit}");
+    assert_eq!(status_hooks, 200, "{all_hooks}");
+    assert_page(&all_hooks, 3, 1, 50, 3);
+    assert_page(&last_hook, 1, 2, 2, 3);
+    assert_eq!(
+        last_hook["items"][0]["id"],
+        hooks[2].as_str(),
+        "{last_hook}"
+    );
+    assert_bad_paging_refused(&app, "/api/v1/units").await;
+    assert_bad_paging_refused(&app, "/api/v1/webhooks").await;
+}
 
 async fn the_openapi_document_lists_routes_that_exist(db: Db) {
     let Some(app) = spawn_app(db).await else {

@@ -90,7 +90,8 @@ async fn units_show_the_local_unit_with_its_load(db: Db) {
 
     // Assert
     assert_eq!(status, 200, "{list}");
-    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["total"], 1, "{list}");
     assert_eq!(one_status, 200, "{one}");
     assert_eq!(one["unit_type"], "local");
     assert_eq!(one["current_load"], 1, "{one}");

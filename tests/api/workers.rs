@@ -73,7 +73,7 @@ async fn connected(app: &TestApp, name: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, units) = app.get("/api/v1/units").await;
-        let found = units.as_array().and_then(|us| {
+        let found = units["items"].as_array().and_then(|us| {
             us.iter()
                 .find(|u| {
                     u["unit_name"] == name && u["connected"] == true && u["status"] != "OFFLINE"

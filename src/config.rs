@@ -247,23 +247,29 @@ impl Config {
         positive("max_parallel_tasks", self.max_parallel_tasks as f64)?;
         positive("local_unit_capacity", self.local_unit_capacity as f64)?;
         positive("max_batch_tasks", self.max_batch_tasks as f64)?;
-        positive("priority_ageing_secs", self.priority_ageing_secs)?;
-        positive(
+        positive_secs("priority_ageing_secs", self.priority_ageing_secs)?;
+        positive_secs(
             "unit_heartbeat_timeout_secs",
             self.unit_heartbeat_timeout_secs,
         )?;
-        positive("stall_timeout_secs", self.stall_timeout_secs)?;
+        positive_secs("stall_timeout_secs", self.stall_timeout_secs)?;
         positive("webhook_max_attempts", f64::from(self.webhook_max_attempts))?;
-        positive("webhook_backoff_secs", self.webhook_backoff_secs)?;
+        positive_secs("webhook_backoff_secs", self.webhook_backoff_secs)?;
         positive("db_pool_size", f64::from(self.db_pool_size))?;
+        at_most("db_pool_size", f64::from(self.db_pool_size), 1024.0)?;
         positive("max_body_bytes", self.max_body_bytes as f64)?;
-        non_negative("default_timeout_secs", self.default_timeout_secs)?;
-        non_negative("kill_grace_secs", self.kill_grace_secs)?;
-        non_negative("event_retention_secs", self.event_retention_secs)?;
+        non_negative_secs("default_timeout_secs", self.default_timeout_secs)?;
+        non_negative_secs("kill_grace_secs", self.kill_grace_secs)?;
+        non_negative_secs("event_retention_secs", self.event_retention_secs)?;
         non_negative("history_retention_days", self.history_retention_days)?;
-        positive("alert_queue_wait_secs", self.alert_queue_wait_secs)?;
-        positive("alert_renotify_secs", self.alert_renotify_secs)?;
-        positive("metrics_history_secs", self.metrics_history_secs)?;
+        at_most(
+            "history_retention_days",
+            self.history_retention_days,
+            MAX_SECS / 86_400.0,
+        )?;
+        positive_secs("alert_queue_wait_secs", self.alert_queue_wait_secs)?;
+        positive_secs("alert_renotify_secs", self.alert_renotify_secs)?;
+        positive_secs("metrics_history_secs", self.metrics_history_secs)?;
         for (key, v) in [
             ("alert_cpu_percent", self.alert_cpu_percent),
             ("alert_memory_percent", self.alert_memory_percent),
@@ -289,7 +295,7 @@ impl Config {
                 ));
             }
         }
-        positive("ws_ticket_ttl_secs", self.ws_ticket_ttl_secs)?;
+        positive_secs("ws_ticket_ttl_secs", self.ws_ticket_ttl_secs)?;
         crate::auth::tokens::validate(self)?;
         crate::webhooks::target::HostRules::validate(self)?;
         if let Ok(addr) = self.bind.parse::<SocketAddr>() {
@@ -356,6 +362,28 @@ fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::new(key, format!("{v} must be greater than 0")))
     }
+}
+
+/// The longest duration a setting or a task may name: ten years. Anything longer is a
+/// mistake, and not every float is a `Duration` (1e300 seconds panics the timer given it).
+pub const MAX_SECS: f64 = 315_360_000.0;
+
+fn at_most(key: &str, v: f64, max: f64) -> Result<(), ConfigError> {
+    if v <= max {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{v} is more than {max}")))
+    }
+}
+
+fn positive_secs(key: &str, v: f64) -> Result<(), ConfigError> {
+    positive(key, v)?;
+    at_most(key, v, MAX_SECS)
+}
+
+fn non_negative_secs(key: &str, v: f64) -> Result<(), ConfigError> {
+    non_negative(key, v)?;
+    at_most(key, v, MAX_SECS)
 }
 
 fn non_negative(key: &str, v: f64) -> Result<(), ConfigError> {

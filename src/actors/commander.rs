@@ -151,10 +151,21 @@ impl Commander {
     }
 }
 
-/// A command on a task that is finished: refused, except a late unit callback (ignored).
+/// A command on a task that is finished: refused, except a unit's callback repeating the
+/// status the task ended with (a retried delivery, or the report of a run the task's own
+/// timeout or cancel stopped), which is answered with the task unchanged.
 pub fn on_finished_task(task: Task, cmd: &TaskCommand) -> ApiResult<Task> {
     let to = match cmd {
-        TaskCommand::Callback { .. } => return Ok(task),
+        TaskCommand::Callback { status, .. } if *status == task.status => return Ok(task),
+        TaskCommand::Callback { status, .. } => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "the task is already {}; a unit's report that it is {status} is refused",
+                    task.status
+                ),
+            ))
+        }
         TaskCommand::Start | TaskCommand::Resume => TaskStatus::Running,
         TaskCommand::Pause => TaskStatus::Paused,
         TaskCommand::Cancel => TaskStatus::Cancelled,

@@ -128,9 +128,43 @@ async fn respond(state: &AppState, s: &Schedule, created: bool) -> ApiResult<Htt
     })
 }
 
+/// Every schedule `s` depends on must exist, or be among `coming` (the names an import
+/// brings with it): a dependency on no schedule would hold `s` back for ever.
+pub async fn check_depends_on(state: &AppState, s: &Schedule, coming: &[String]) -> ApiResult<()> {
+    let wanted: Vec<String> = s
+        .depends_on
+        .iter()
+        .filter(|d| !coming.contains(d))
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let missing = state
+        .shared
+        .store
+        .read(move |c| {
+            for name in wanted {
+                if qs::get(c, &name)?.is_none() {
+                    return Ok(Some(name));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    match missing {
+        Some(name) => Err(ApiError::field(
+            "depends_on",
+            format!("no schedule is named '{name}'"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `POST /schedules`: 201 with the view.
 async fn create(state: Data, body: web::Json<Value>) -> ApiResult<HttpResponse> {
     let (s, _) = parse_schedule(&state, body.into_inner(), now_ms(), true)?;
+    check_depends_on(&state, &s, &[]).await?;
     let s = insert(&state, s).await?;
     respond(&state, &s, true).await
 }
@@ -193,6 +227,7 @@ async fn replace(
 ) -> ApiResult<HttpResponse> {
     let old = load(&state, &path).await?;
     let (s, _) = parse_schedule(&state, body.into_inner(), now_ms(), true)?;
+    check_depends_on(&state, &s, &[]).await?;
     let s = update(&state, &old, s).await?;
     respond(&state, &s, false).await
 }
@@ -223,6 +258,7 @@ async fn patch(
         }
     }
     let (s, _) = parse_schedule(&state, merged, now_ms(), true)?;
+    check_depends_on(&state, &s, &[]).await?;
     let s = update(&state, &old, s).await?;
     respond(&state, &s, false).await
 }

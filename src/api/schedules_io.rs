@@ -15,7 +15,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schedules::{insert, load, update};
+use super::schedules::{check_depends_on, insert, load, update};
 pub use super::schedules_export::export_doc;
 use super::schedules_spec::parse_schedule;
 use super::AppState;
@@ -268,6 +268,12 @@ pub async fn import_text(
         let (s, _) =
             parse_schedule(state, body, now, true).map_err(|e| at(&format!("entry {i}"), e))?;
         parsed.push(s);
+    }
+    let names: Vec<String> = parsed.iter().map(|s| s.name.clone()).collect();
+    for (i, s) in parsed.iter().enumerate() {
+        check_depends_on(state, s, &names)
+            .await
+            .map_err(|e| at(&format!("entry {i}"), e))?;
     }
     let (mut created, mut updated) = (Vec::new(), Vec::new());
     for s in parsed {

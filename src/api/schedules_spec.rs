@@ -46,6 +46,23 @@ fn parse_trigger(b: &Body, now: Millis) -> ApiResult<Trigger> {
     let interval = src.f64(&["interval_secs", "interval_seconds"])?;
     let once = src.string(&["once_at"])?;
     let start = src.string(&["start_at", "start_time"])?;
+    let given: Vec<&str> = [
+        ("cron", cron.is_some()),
+        ("interval_secs", interval.is_some()),
+        ("once_at", once.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if given.len() > 1 {
+        return Err(ApiError::field(
+            "trigger",
+            format!(
+                "give one of cron, interval_secs or once_at, not {}",
+                given.join(" and ")
+            ),
+        ));
+    }
     let kind = match src.string(&["type", "kind", "schedule_type"])? {
         Some(k) => k,
         None if cron.is_some() => "cron".into(),

@@ -65,6 +65,9 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
     if let Some(who) = crate::auth::identity(&req) {
         // An authenticated caller cannot attribute work to someone else.
         spec.created_by = Some(who.name);
+    } else if spec.created_by.is_none() {
+        // As a batch's tasks are: the `X-Steward-User` header, else `api`.
+        spec.created_by = Some(caller(&req));
     }
     let mut tasks = ctl::create(&state, vec![spec], &caller(&req)).await?;
     let task = tasks.pop().ok_or_else(ApiError::internal)?;
@@ -505,11 +508,21 @@ async fn progress(
             ));
         }
     }
+    let checkpoint = b.raw(&["checkpoint"]).cloned();
+    if checkpoint
+        .as_ref()
+        .is_some_and(|c| !(c.is_object() || c.is_null()))
+    {
+        return Err(ApiError::field(
+            "checkpoint",
+            "must be a JSON object or null",
+        ));
+    }
     let cmd = TaskCommand::Progress {
         progress,
         stage: b.string(&["stage", "current_step"])?,
         message: b.string(&["message"])?,
-        checkpoint: b.raw(&["checkpoint"]).cloned(),
+        checkpoint,
         execution_id: execution_id(&b)?,
     };
     let task = state.command(id, cmd, &caller(&req)).await?;

@@ -54,6 +54,19 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
         .unwrap_or_else(|| json!({}));
     let task_type = match handler {
         Some(handler) => {
+            // A type this server cannot run (a missing tool) is refused here, unless a
+            // registered unit serves it, rather than accepted to fail at every attempt.
+            if let Err(reason) = handler.availability() {
+                if remote_type(state, &raw_type).is_none() {
+                    return Err(ApiError::field(
+                        b.field_name("type"),
+                        format!(
+                            "task type '{}' is unavailable on this server: {reason}",
+                            handler.task_type()
+                        ),
+                    ));
+                }
+            }
             handler
                 .validate(&config, &state.shared.env)
                 .map_err(|e| ApiError::field(format!("{prefix}{}", e.field), e.message))?;
@@ -108,10 +121,13 @@ pub fn parse_new_task(state: &AppState, v: Value, prefix: &str) -> ApiResult<New
     };
     let timeout_secs = b.f64(&["timeout_secs", "timeout"])?;
     if let Some(t) = timeout_secs {
-        if t <= 0.0 {
+        if !(t > 0.0 && t <= crate::config::MAX_SECS) {
             return Err(ApiError::field(
                 b.field_name("timeout_secs"),
-                format!("{t} must be greater than 0"),
+                format!(
+                    "{t} must be greater than 0 and at most {}",
+                    crate::config::MAX_SECS
+                ),
             ));
         }
     }

@@ -369,10 +369,12 @@ impl Task {
     }
 
     /// Restart (SPEC §2.1): same id, back to pending, progress, checkpoint, result and error
-    /// cleared, and a fresh run: attempt 1 with the whole retry budget. Allowed from failed
+    /// cleared, and a fresh run: attempt 1 with the whole retry budget, `source: restart`
+    /// (its batch or schedule, if any, still says where it came from). Allowed from failed
     /// and cancelled.
     pub fn restart(&mut self, now: Millis, by: &str) -> Result<Transition, InvalidTransition> {
         let t = self.transition(TaskStatus::Pending, now, by, Some("restart".into()))?;
+        self.source = Source::Restart;
         self.attempt = 1;
         self.reset_attempt_state();
         self.not_before = None;
@@ -559,8 +561,8 @@ mod tests {
         t.restart(3, "bob").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(
-            (t.status, t.checkpoint.clone(), t.error.clone()),
-            (TaskStatus::Pending, None, None)
+            (t.status, t.checkpoint.clone(), t.error.clone(), t.source),
+            (TaskStatus::Pending, None, None, Source::Restart)
         );
         let (mut ok, _) = Task::create(TaskId::new(), spec(), 0, "a");
         assert!(ok.restart(1, "bob").is_err(), "pending cannot restart");

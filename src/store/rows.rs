@@ -86,7 +86,6 @@ pub struct NewTaskRow {
     pub depends_on: String,
     pub batch_id: Option<String>,
     pub schedule_id: Option<String>,
-    pub source: String,
     pub retry_of: Option<String>,
     pub created_by: Option<String>,
     pub callback_url: Option<String>,
@@ -106,7 +105,6 @@ impl From<&Task> for NewTaskRow {
             depends_on: serde_json::to_string(&t.depends_on).unwrap_or_else(|_| "[]".into()),
             batch_id: t.batch_id.clone(),
             schedule_id: t.schedule_id.clone(),
-            source: t.source.as_str().into(),
             retry_of: t.retry_of.map(|r| r.to_string()),
             created_by: t.created_by.clone(),
             callback_url: t.callback_url.clone(),
@@ -117,7 +115,8 @@ impl From<&Task> for NewTaskRow {
 }
 
 /// The columns a stored task can change: everything but what its creation fixed (identity,
-/// type, config, batch, schedule, mutex, dependencies, origin, creation time). An `UPDATE`
+/// type, config, batch, schedule, mutex, dependencies, creation time; the source changes
+/// once, to `restart`, when a task is restarted in place). An `UPDATE`
 /// rewrites the entries of every index that holds a column it sets, so leaving the fixed
 /// ones out spares the type, creation-time, batch and schedule indexes on each save (and
 /// re-serialising the config and dependencies).
@@ -151,6 +150,7 @@ pub struct TaskChanges {
     pub not_before: Option<i64>,
     pub active_secs: f64,
     pub resources: Option<String>,
+    pub source: String,
 }
 
 impl From<&Task> for TaskChanges {
@@ -183,6 +183,7 @@ impl From<&Task> for TaskChanges {
             not_before: t.not_before,
             active_secs: t.active_secs,
             resources: opt_json(&t.resources),
+            source: t.source.as_str().into(),
         }
     }
 }

@@ -361,7 +361,17 @@ fn stdout_line(ctx: &JobContext, line: &str, result: &mut Option<Value>) {
         .and_then(Value::as_f64)
         .filter(|p| (0.0..=100.0).contains(p));
     let text = |k: &str| msg.get(k).and_then(Value::as_str).map(String::from);
-    let checkpoint = msg.get("checkpoint").filter(|v| !v.is_null()).cloned();
+    let checkpoint = match msg.get("checkpoint") {
+        None | Some(Value::Null) => None,
+        Some(c @ Value::Object(_)) => Some(c.clone()),
+        Some(other) => {
+            ctx.log(
+                LogLevel::Warning,
+                format!("ignored a checkpoint that is not a JSON object: {other}"),
+            );
+            None
+        }
+    };
     if progress.is_some()
         || checkpoint.is_some()
         || msg.get("stage").is_some()

@@ -16,7 +16,49 @@ both_backends!(
     autostart_false_waits_for_start,
     invalid_transitions_are_refused_with_409,
     patch_changes_a_live_task,
+    the_caller_named_by_x_steward_user_is_recorded,
 );
+
+/// Without tokens, `X-Steward-User` names the caller: the task's `created_by` and the `by` of
+/// what the caller did; with no header both say `api`, for a lone task as for a batch's.
+async fn the_caller_named_by_x_steward_user_is_recorded(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let res = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .insert_header(("X-Steward-User", "alice"))
+        .send_json(&json!({"type": "noop", "autostart": false}))
+        .await
+        .expect("POST");
+    let (status, t) = body_json(res).await;
+    assert_eq!(status, 201, "{t}");
+    let id = id_of(&t);
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/tasks/{id}/cancel")))
+        .insert_header(("X-Steward-User", "alice"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status().as_u16(), 200);
+    let plain = app
+        .create(json!({"type": "noop", "autostart": false}))
+        .await;
+
+    let cancel = app
+        .history(&id)
+        .await
+        .into_iter()
+        .find(|h| h["to"] == "cancelled")
+        .expect("the cancel in the history");
+    assert_eq!(
+        (t["created_by"].as_str(), cancel["by"].as_str()),
+        (Some("alice"), Some("alice"))
+    );
+    assert_eq!(plain["created_by"], "api");
+}
 
 async fn sleep_task_pauses_and_resumes_without_counting_paused_time(db: Db) {
     let Some(app) = spawn_app(db).await else {
@@ -161,6 +203,10 @@ async fn restart_keeps_the_id_and_clears_the_outcome(db: Db) {
         restarted["checkpoint"].is_null()
             && restarted["error"].is_null()
             && restarted["result"].is_null()
+    );
+    assert_eq!(
+        (failed["source"].as_str(), restarted["source"].as_str()),
+        (Some("api"), Some("restart"))
     );
     let again = app.wait_status(&id, "failed", 10.0).await;
     assert_eq!(again["attempt"], 1);

@@ -13,6 +13,7 @@ both_backends!(
     failed_attempts_retry_until_max_retries,
     a_task_past_its_timeout_fails_with_timeout,
     the_timeout_clock_stops_while_paused,
+    a_timed_out_attempt_retries_after_its_delay,
     progress_route_validates_and_never_goes_back,
     logs_can_be_posted_and_filtered_by_level,
     unit_callback_finishes_a_running_task,
@@ -138,6 +139,20 @@ async fn a_task_past_its_timeout_fails_with_timeout(db: Db) {
     let Some(app) = spawn_app(db).await else {
         return;
     };
+    // A timeout no timer can hold is refused, not accepted to stall the task.
+    for bad in [json!(1e300), json!(0), json!(-1)] {
+        let (status, e) = app
+            .post(
+                "/api/v1/tasks",
+                json!({"type": "noop", "timeout_secs": bad}),
+            )
+            .await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some("timeout_secs")),
+            "{bad}: {e}"
+        );
+    }
     let t = app
         .create(
             json!({"type": "sleep", "timeout_secs": 0.3, "max_retries": 0, "config": {"secs": 20}}),
@@ -148,6 +163,33 @@ async fn a_task_past_its_timeout_fails_with_timeout(db: Db) {
     let c = app.create(json!({"type": "command", "timeout_secs": 0.3, "max_retries": 0, "config": {"program": "sleep", "args": ["20"]}})).await;
     let failed = app.wait_status(&id_of(&c), "failed", 10.0).await;
     assert_eq!(failed["error"], "timeout");
+}
+
+/// The retry of a timed-out attempt starts once its delay has passed: the stopped run's
+/// confirmation frees the slot (it was taken for a stale report and the slot was held until
+/// the stop-confirmation deadline, 15 s later).
+async fn a_timed_out_attempt_retries_after_its_delay(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let t = app
+        .create(json!({"type": "sleep", "timeout_secs": 0.5, "max_retries": 1, "retry_delay_secs": 0.2, "retry_backoff": "fixed", "config": {"secs": 30}}))
+        .await;
+    let id = id_of(&t);
+    let second = app
+        .wait_until(&id, 6.0, |t| {
+            t["attempt"].as_i64() == Some(2) && t["status"] != "pending"
+        })
+        .await;
+    assert_eq!(second["status"], "running", "{second}");
+    let history = app.history(&id).await;
+    let retried = history
+        .iter()
+        .position(|h| h["from"] == "failed" && h["to"] == "pending")
+        .expect("a retry in the history");
+    assert_eq!(history[retried - 1]["reason"], "timeout", "{history:?}");
+    assert_eq!(history[retried + 1]["to"], "running", "{history:?}");
+    app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
 }
 
 async fn the_timeout_clock_stops_while_paused(db: Db) {
@@ -201,6 +243,15 @@ async fn progress_route_validates_and_never_goes_back(db: Db) {
     );
     let (status, e) = app.post(&path, json!({"progress": -1})).await;
     assert_eq!(status, 400, "{e}");
+    for bad in [json!("x"), json!(5), json!([1, 2])] {
+        let (status, e) = app.post(&path, json!({"checkpoint": bad})).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some("checkpoint")),
+            "{e}"
+        );
+    }
+    assert_eq!(app.task(&id).await["checkpoint"], json!({"k": 1}));
     let queued = app.create(json!({"type": "noop"})).await;
     let (status, e) = app
         .post(
@@ -309,6 +360,45 @@ async fn unit_callback_finishes_a_running_task(db: Db) {
     .await;
     let failed = app.wait_status(&id2, "failed", 10.0).await;
     assert_eq!(failed["error"], "disk full");
+
+    // A finished task: the status it ended with again is answered unchanged, another is refused.
+    let path2 = format!("/api/v1/tasks/{id2}/status");
+    let (status, same) = app.post(&path2, json!({"status": "FAILED"})).await;
+    assert_eq!((status, same["status"].as_str()), (200, Some("failed")));
+    for other in ["SUCCESS", "cancelled", "running"] {
+        let (status, e) = app
+            .post(&path2, json!({"status": other, "result": {"x": 1}}))
+            .await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (409, Some("invalid_transition")),
+            "{other}: {e}"
+        );
+    }
+    let after = app.task(&id2).await;
+    assert_eq!(
+        (after["status"].as_str(), after["result"].clone()),
+        (Some("failed"), serde_json::Value::Null)
+    );
+    // A running task cannot be reported back to pending.
+    let t3 = app
+        .create(json!({"type": "sleep", "config": {"secs": 30}}))
+        .await;
+    let id3 = id_of(&t3);
+    app.wait_status(&id3, "running", 10.0).await;
+    let (status, e) = app
+        .post(
+            &format!("/api/v1/tasks/{id3}/status"),
+            json!({"status": "pending"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{e}"
+    );
+    assert_eq!(app.task(&id3).await["status"], "running");
+    app.post_empty(&format!("/api/v1/tasks/{id3}/cancel")).await;
 }
 
 async fn long_poll_answers_when_the_task_changes(db: Db) {

@@ -77,7 +77,7 @@ async fn video_checkpointed_run_resumes_after_kill_9_from_the_last_finished_segm
 }
 
 /// A server without ffmpeg (or pg_dump) on its PATH: the type is listed as unavailable with the
-/// reason, its tasks fail saying so, PostgreSQL backups are refused, SQLite backups still run.
+/// reason, its tasks are refused saying so, PostgreSQL backups are refused, SQLite backups still run.
 #[actix_web::test]
 async fn without_ffmpeg_video_is_unavailable_and_says_why() {
     // Arrange: a server whose PATH holds no tools at all
@@ -90,14 +90,15 @@ async fn without_ffmpeg_video_is_unavailable_and_says_why() {
 
     // Act
     let (_, types) = s.app.get("/api/v1/task-types").await;
-    let video = s
+    let (video_status, video) = s
         .app
-        .create(
+        .post(
+            "/api/v1/tasks",
             json!({"type": "video_processing", "max_retries": 0, "config": {
             "inputFile": "in.mp4", "outputFile": "out.mp4"}}),
         )
         .await;
-    let failed = s.app.wait_status(&id_of(&video), "failed", 20.0).await;
+    let (_, stored) = s.app.get("/api/v1/tasks?type=video_processing").await;
     let (pg_status, pg) = s
         .app
         .post(
@@ -127,11 +128,14 @@ async fn without_ffmpeg_video_is_unavailable_and_says_why() {
         reason.contains("ffmpeg") && reason.contains("not found"),
         "{reason}"
     );
-    let error = failed["error"].as_str().unwrap();
+    assert_eq!(video_status, 400, "{video}");
+    assert_eq!(video["error"]["field"], "type", "{video}");
+    let error = video["error"]["message"].as_str().unwrap();
     assert!(
-        error.contains("ffmpeg") && error.contains("not found"),
+        error.contains("unavailable") && error.contains("ffmpeg") && error.contains("not found"),
         "{error}"
     );
+    assert_eq!(stored["total"], 0, "nothing stored: {stored}");
     assert_eq!(pg_status, 400, "{pg}");
     assert_eq!(pg["error"]["field"], "config.dbType");
     assert!(

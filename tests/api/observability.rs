@@ -11,7 +11,42 @@ both_backends!(
     logs_search_finds_a_line_a_command_printed,
     system_events_are_searchable_beside_task_logs,
     cleanup_removes_old_finished_tasks_and_nothing_live,
+    config_changes_out_of_range_are_refused_and_change_nothing,
 );
+
+/// Durations no timer can hold (and pool sizes no database takes) are refused with the key
+/// named, and neither applied nor stored: a task still runs after them.
+async fn config_changes_out_of_range_are_refused_and_change_nothing(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let (_, before) = app.get("/api/v1/system/config").await;
+    for (key, value) in [
+        ("default_timeout_secs", json!(1e300)),
+        ("stall_timeout_secs", json!(1e308)),
+        ("kill_grace_secs", json!(1e308)),
+        ("priority_ageing_secs", json!(1e20)),
+        ("history_retention_days", json!(1e12)),
+        ("db_pool_size", json!(100_000)),
+    ] {
+        let (status, e) = app
+            .put("/api/v1/system/config", json!({ key: value }))
+            .await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some(key)),
+            "{key}: {e}"
+        );
+        let (status, e) = app
+            .post("/api/v1/system/config/validate", json!({ key: value }))
+            .await;
+        assert_eq!(status, 400, "{key}: {e}");
+    }
+    let (_, after) = app.get("/api/v1/system/config").await;
+    assert_eq!(before, after);
+    let t = app.create(json!({"type": "noop"})).await;
+    app.wait_status(&id_of(&t), "success", 10.0).await;
+}
 
 async fn repeated_failures_fold_into_one_alert_that_can_be_acknowledged(db: Db) {
     let Some(app) = spawn_app(db).await else {

@@ -173,6 +173,30 @@ async fn bad_cron_bad_zone_and_duplicate_name_are_refused(db: Db) {
         .await;
     assert_eq!(status, 400, "{e}");
     assert_eq!(e["error"]["field"], "task.type");
+    let (status, e) = app
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "a", "cron": "0 1 * * *", "interval_secs": 5, "task": {"type": "noop"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("trigger")),
+        "{e}"
+    );
+    let (status, e) = app
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "a", "interval_secs": 5, "depends_on": ["nobody"], "task": {"type": "noop"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("depends_on")),
+        "{e}"
+    );
+    let (_, none) = app.get("/api/v1/schedules").await;
+    assert_eq!(none["total"], 0, "nothing stored: {none}");
     create_schedule(
         &app,
         json!({"name": "a", "cron": "0 * * * *", "task": {"type": "noop"}}),

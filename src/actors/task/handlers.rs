@@ -84,7 +84,10 @@ impl Handler<UnitReport> for TaskActor {
         let Some(task) = self.task.as_ref() else {
             return;
         };
-        if msg.attempt != task.attempt
+        // The execution id names the run; the attempt alone does not (a failed attempt with
+        // retries left counts the next one before its own run has confirmed it stopped).
+        let ending_run = self.ending.is_some() && matches!(msg.body, ReportBody::Finished(_));
+        if (msg.attempt != task.attempt && !ending_run)
             || msg.task_id != task.id
             || Some(msg.execution_id) != self.execution
         {
@@ -300,7 +303,13 @@ impl Handler<Command> for TaskActor {
                             Err(e) => return ready(Err(e)),
                         };
                     }
-                    TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pending => {}
+                    TaskStatus::Pending => {
+                        return ready(Err(ApiError::new(
+                            ErrorCode::InvalidTransition,
+                            format!("a {} task cannot become pending", task.status),
+                        )))
+                    }
+                    TaskStatus::Running | TaskStatus::Paused => {}
                 }
                 ready(self.answer())
             }

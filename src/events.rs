@@ -80,6 +80,17 @@ pub enum EventBody {
         alert: Value,
         at: String,
     },
+    /// The server's vital signs, every few seconds: the resources it samples and the work
+    /// in hand.
+    Metrics {
+        cpu_percent: f64,
+        memory_percent: f64,
+        disk_percent: f64,
+        process_rss_bytes: u64,
+        running_tasks: i64,
+        pending_tasks: i64,
+        at: String,
+    },
     /// A running task reported no progress for `stall_timeout_secs` (sent once per stall).
     Stalled {
         task_id: TaskId,
@@ -130,12 +141,14 @@ impl EventBody {
         let mut e = Self::status(task, h.from, h.reason.clone(), h.at);
         if let EventBody::Status {
             to,
+            version,
             duration_secs,
             queue_wait_secs,
             ..
         } = &mut e
         {
             *to = h.to;
+            *version = h.version;
             if !h.to.is_terminal() {
                 *duration_secs = None;
             }
@@ -182,6 +195,7 @@ impl EventBody {
             EventBody::Alert { .. } => "alert",
             EventBody::Stalled { .. } => "stalled",
             EventBody::Batch { .. } => "batch",
+            EventBody::Metrics { .. } => "metrics",
         }
     }
 
@@ -451,7 +465,7 @@ pub struct EventFilter {
 
 /// Event kinds a filter may name.
 pub const KINDS: &[&str] = &[
-    "status", "progress", "log", "alert", "metrics", "unit", "stalled",
+    "status", "progress", "log", "alert", "metrics", "unit", "stalled", "batch",
 ];
 
 impl EventFilter {

@@ -1,6 +1,7 @@
 //! Monitor: the alert engine and the resource sampler. It follows the event bus (a task that
 //! failed for good raises a `task_failure` alert), samples CPU, memory and disk every
-//! [`SAMPLE_EVERY`] (kept as trend history, and checked against the alert thresholds),
+//! [`SAMPLE_EVERY`] (kept as trend history, checked against the alert thresholds, and
+//! published as a `metrics` event),
 //! checks the oldest queue wait, re-announces unacknowledged critical alerts, and prunes
 //! finished work past `history_retention_days` in small transactions.
 
@@ -20,7 +21,7 @@ use crate::resources::Sampler;
 use crate::store::alerts::{self as qa, AlertRow, AlertView};
 use crate::store::tasks as q;
 
-const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const RENOTIFY_CHECK_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Tasks deleted per transaction when pruning.
@@ -168,6 +169,15 @@ impl Monitor {
             let Ok((u, disk, rss)) = res else { return };
             let now = now_ms();
             let c = act.shared.config();
+            act.shared.events.publish(EventBody::Metrics {
+                cpu_percent: u.cpu_percent,
+                memory_percent: u.memory_percent,
+                disk_percent: disk,
+                process_rss_bytes: rss,
+                running_tasks: act.metrics.count(None, &[TaskStatus::Running]),
+                pending_tasks: act.metrics.count(None, &[TaskStatus::Pending]),
+                at: rfc3339(now),
+            });
             if let Ok(mut h) = act.history.lock() {
                 h.push_back(Sample { timestamp: rfc3339(now), at: now, cpu_percent: u.cpu_percent, memory_percent: u.memory_percent, disk_percent: disk, process_rss_bytes: rss });
                 let horizon = now - (c.metrics_history_secs * 1000.0) as i64;

@@ -114,6 +114,9 @@ impl BatchActor {
                 }
                 if status.is_terminal() {
                     b.finished_at.get_or_insert(now);
+                } else {
+                    // Running again after a restart.
+                    b.finished_at = None;
                 }
                 from
             })

@@ -68,6 +68,24 @@ pub(crate) async fn view(state: &AppState, id: &str) -> ApiResult<BatchView> {
     Ok(BatchView::new(b, counts, now_ms()))
 }
 
+/// The view a control route answers: the status its change implies now, from the counts and
+/// flags it has just changed (the batch's actor records that status, with its event, moments
+/// later; until then the stored one is the status from before the change).
+async fn control_view(state: &AppState, id: &str) -> ApiResult<BatchView> {
+    let (mut b, counts) = load(state, id).await?;
+    let now = now_ms();
+    let status = counts.status(b.paused, b.cancelled);
+    if status != b.status {
+        b.status = status;
+        if status.is_terminal() {
+            b.finished_at.get_or_insert(now);
+        } else {
+            b.finished_at = None;
+        }
+    }
+    Ok(BatchView::new(b, counts, now))
+}
+
 /// Registers a batch with the scheduler and its actor (creation, restart, recovery).
 pub fn register(state: &AppState, b: &Batch) {
     state.scheduler.do_send(RegisterBatch {
@@ -554,7 +572,7 @@ async fn patch(
             priority: p,
         });
     }
-    Ok(HttpResponse::Ok().json(view(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(control_view(&state, &id).await?))
 }
 
 /// `DELETE /batches/{id}`: finished batches only, with their tasks.
@@ -648,7 +666,7 @@ pub(crate) async fn cancel_batch(state: &AppState, id: &str, by: &str) -> ApiRes
     state
         .supervisor
         .do_send(WatchBatch::changed(id.to_string()));
-    view(state, id).await
+    control_view(state, id).await
 }
 
 /// `POST /batches/{id}/pause`: nothing new starts and running tasks pause.
@@ -669,7 +687,7 @@ async fn pause(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRes
         .pause_batch_tasks(&id, &caller(&req), true)
         .await?;
     state.supervisor.do_send(WatchBatch::changed(id.clone()));
-    Ok(HttpResponse::Ok().json(view(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(control_view(&state, &id).await?))
 }
 
 /// `POST /batches/{id}/resume`.
@@ -690,7 +708,7 @@ async fn resume(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRe
         })
         .await?;
     state.supervisor.do_send(WatchBatch::changed(id.clone()));
-    Ok(HttpResponse::Ok().json(view(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(control_view(&state, &id).await?))
 }
 
 /// `POST /batches/{id}/restart`: failed and cancelled tasks run again (same ids).
@@ -720,5 +738,5 @@ async fn restart(
         super::tasks_control::restart(&state, tid, &by).await?;
     }
     state.supervisor.do_send(WatchBatch::changed(id.clone()));
-    Ok(HttpResponse::Ok().json(view(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(control_view(&state, &id).await?))
 }

@@ -13,8 +13,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{EventFilter, KINDS};
 use crate::store::events as ev;
 
-/// A kind the log stores that subscriptions do not name (see [`KINDS`]).
-const BATCH_KIND: &str = "batch";
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 /// How long a read waits for events already published to reach the log.
@@ -42,11 +40,11 @@ async fn list(
         types: p.str("type").map(|t| vec![t.to_string()]),
         kinds: match p.str("event") {
             None => None,
-            Some(k) if KINDS.contains(&k) || k == BATCH_KIND => Some(vec![k.to_string()]),
+            Some(k) if KINDS.contains(&k) => Some(vec![k.to_string()]),
             Some(k) => {
                 return Err(ApiError::field(
                     "event",
-                    format!("'{k}' is not one of {}, {BATCH_KIND}", KINDS.join(", ")),
+                    format!("'{k}' is not one of {}", KINDS.join(", ")),
                 ))
             }
         },

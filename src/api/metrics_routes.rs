@@ -24,11 +24,14 @@ async fn prometheus_text(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
     for status in ["AVAILABLE", "BUSY", "OFFLINE"] {
         m.units.with_label_values(&[status]).set(0);
     }
-    for u in &stats.units {
+    // Every registered unit, offline ones included (the scheduler knows only those online);
+    // a unit that is gone leaves no load series behind.
+    m.unit_load.reset();
+    for u in super::units::units_now(&state).await? {
         m.units.with_label_values(&[u.status]).inc();
         m.unit_load
-            .with_label_values(&[&u.id])
-            .set(u.load as f64 / u.capacity.max(1) as f64);
+            .with_label_values(&[&u.info.id])
+            .set(u.current_load as f64 / u.info.capacity.max(1) as f64);
     }
     let (open, idle) = state.shared.store.pool_state();
     m.db_pool.with_label_values(&["open"]).set(i64::from(open));

@@ -258,21 +258,31 @@ pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResul
 /// cleared; from failed or cancelled.
 pub async fn restart(state: &AppState, id: TaskId, by: &str) -> ApiResult<Task> {
     let by = by.to_string();
-    let task = state
+    let (task, restarted) = state
         .shared
         .store
-        .write(move |c| q::modify(c, id, |t| t.restart(now_ms(), &by).map(|h| vec![h])))
+        .write(move |c| {
+            let mut restarted = None;
+            let task = q::modify(c, id, |t| {
+                t.restart(now_ms(), &by).map(|h| {
+                    restarted = Some(h.clone());
+                    vec![h]
+                })
+            })?;
+            Ok(task.map(|t| (t, restarted)))
+        })
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found("task", id),
             other => other.into(),
         })??;
-    state.shared.events.publish(EventBody::status(
-        &task,
-        None,
-        Some("restart".into()),
-        now_ms(),
-    ));
+    if let Some(h) = restarted {
+        // From failed or cancelled: the gauges move the task out of its old status.
+        state
+            .shared
+            .events
+            .publish(EventBody::transition(&task, &h));
+    }
     state.scheduler.do_send(Enqueue {
         tasks: vec![task.clone()],
     });

@@ -57,15 +57,15 @@ struct TaskTypeView {
 
 /// A unit as the API shows it: the registry's record with the scheduler's load.
 #[derive(Serialize)]
-struct UnitView {
+pub(crate) struct UnitView {
     #[serde(flatten)]
-    info: UnitInfo,
-    status: &'static str,
-    current_load: usize,
+    pub info: UnitInfo,
+    pub status: &'static str,
+    pub current_load: usize,
 }
 
 /// Every unit with its status and load.
-async fn units_now(state: &AppState) -> ApiResult<Vec<UnitView>> {
+pub(crate) async fn units_now(state: &AppState) -> ApiResult<Vec<UnitView>> {
     let infos = state.shared.units.send(ListUnits).await?;
     let loads: HashMap<String, usize> = state
         .scheduler

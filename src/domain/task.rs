@@ -137,6 +137,9 @@ pub struct Transition {
     pub by: String,
     pub reason: Option<String>,
     pub attempt: i32,
+    /// The task's version right after this transition (its status event carries it; a write
+    /// can carry several transitions, and the task has moved on by then).
+    pub version: i64,
 }
 
 /// Everything needed to create a task, already validated.
@@ -272,6 +275,7 @@ impl Task {
             by: by.to_string(),
             reason: Some("created".into()),
             attempt: 1,
+            version: task.version,
         };
         (task, created)
     }
@@ -312,6 +316,7 @@ impl Task {
             by: by.to_string(),
             reason,
             attempt: self.attempt,
+            version: self.version,
         })
     }
 

@@ -264,7 +264,13 @@ pub fn delivery_view(r: &DeliveryRow) -> Value {
 /// Matches every event against the subscriptions and the tasks' callback URLs.
 async fn dispatch(hooks: Hooks, mut rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Event>>) {
     while let Some(event) = rx.recv().await {
+        // A resource sample every few seconds is sent only to hooks that name `metrics`: a
+        // hook with no `events` list means every change, not a heartbeat.
+        let sample = matches!(event.body, EventBody::Metrics { .. });
         for hook in hooks.list() {
+            if sample && hook.filter.kinds.is_none() {
+                continue;
+            }
             if hook.filter.matches(&event.body) {
                 hooks.enqueue(&event, hook.url.clone(), Some(hook.id.clone()));
             }

@@ -300,6 +300,11 @@ async fn batch_pause_resume_and_cancel(db: Db) {
     app.wait_status(&first, "running", 10.0).await;
     let (status, p) = app.post_empty(&format!("/api/v1/batches/{id}/pause")).await;
     assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        (p["status"].as_str(), &p["paused"]),
+        (Some("paused"), &json!(true)),
+        "{p}"
+    );
     let paused = wait_batch(&app, &id, "paused").await;
     assert_eq!(paused["counts"]["running"], 0, "{paused}");
     let queued = batch_tasks(&app, &id)
@@ -308,10 +313,14 @@ async fn batch_pause_resume_and_cancel(db: Db) {
         .find(|t| t["status"] == "pending")
         .unwrap();
     assert_eq!(queued["waiting_on"], "queue_paused", "{queued}");
-    let (status, _) = app
+    let (status, r) = app
         .post_empty(&format!("/api/v1/batches/{id}/resume"))
         .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        r["status"], "running",
+        "the answer says what the resume made it: {r}"
+    );
     wait_batch(&app, &id, "success").await;
 
     let tasks: Vec<Value> = (0..3)
@@ -321,10 +330,15 @@ async fn batch_pause_resume_and_cancel(db: Db) {
     let id = b["id"].as_str().unwrap().to_string();
     app.wait_status(b["task_ids"][0].as_str().unwrap(), "running", 10.0)
         .await;
-    let (status, _) = app
+    let (status, c) = app
         .post_empty(&format!("/api/v1/batches/{id}/cancel"))
         .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        (c["status"].as_str(), c["counts"]["cancelled"].as_i64()),
+        (Some("cancelled"), Some(3)),
+        "{c}"
+    );
     let done = wait_batch(&app, &id, "cancelled").await;
     assert_eq!(done["counts"]["cancelled"], 3);
     let (status, e) = app.post_empty(&format!("/api/v1/batches/{id}/pause")).await;
@@ -341,13 +355,19 @@ async fn batch_restart_reruns_failed_tasks(db: Db) {
     let flaky = json!({"type": "command", "max_retries": 0, "config": {"program": "sh", "args": ["-c", "test -f marker && exit 0; touch marker; exit 1"]}});
     let b = create_batch(&app, json!({"tasks": [flaky, {"type": "noop"}]})).await;
     let id = b["id"].as_str().unwrap().to_string();
-    wait_batch(&app, &id, "failed").await;
+    let failed = wait_batch(&app, &id, "failed").await;
+    assert!(failed["finished_at"].is_string(), "{failed}");
     let (status, r) = app
         .post_empty(&format!("/api/v1/batches/{id}/restart"))
         .await;
     assert_eq!(status, 200, "{r}");
+    assert!(
+        r["status"] != "failed" && r["finished_at"].is_null(),
+        "a restarted batch is live again: {r}"
+    );
     let done = wait_batch(&app, &id, "success").await;
     assert_eq!(done["counts"]["success"], 2);
+    assert!(done["finished_at"].is_string(), "{done}");
     let (status, e) = app
         .post_empty(&format!("/api/v1/batches/{id}/restart"))
         .await;

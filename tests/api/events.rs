@@ -18,7 +18,138 @@ both_backends!(
     the_events_route_pages_the_stream_in_seq_order,
     a_silent_running_task_is_reported_stalled_once_and_a_busy_one_never,
     a_restarted_server_continues_the_sequence_and_keeps_the_log,
+    status_events_carry_the_version_of_their_transition_and_a_restart_its_from,
+    metrics_and_batch_events_can_be_subscribed_to,
 );
+
+/// Each status event's version is the task's version after that transition (a start and an
+/// end written together still differ), and a restart is `cancelled -> pending`, which the
+/// Prometheus gauges follow (the restart is not counted as a new task).
+async fn status_events_carry_the_version_of_their_transition_and_a_restart_its_from(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let t = app
+        .create(json!({"type": "noop", "autostart": false}))
+        .await;
+    let id = id_of(&t);
+    app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+    let (status, r) = app.post_empty(&format!("/api/v1/tasks/{id}/restart")).await;
+    assert_eq!(status, 200, "{r}");
+    app.post_empty(&format!("/api/v1/tasks/{id}/start")).await;
+    let done = app.wait_status(&id, "success", 10.0).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let (_, page) = app
+            .get(&format!("/api/v1/events?task_id={id}&event=status"))
+            .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(|e| e["to"] == "success") || Instant::now() > deadline {
+            break items;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, metrics) = app.get_text("/metrics").await;
+
+    let steps: Vec<(Value, Value, Value)> = events
+        .iter()
+        .map(|e| (e["from"].clone(), e["to"].clone(), e["version"].clone()))
+        .collect();
+    let pairs: Vec<(Value, Value)> = steps
+        .iter()
+        .map(|(f, t, _)| (f.clone(), t.clone()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            (Value::Null, json!("pending")),
+            (json!("pending"), json!("cancelled")),
+            (json!("cancelled"), json!("pending")),
+            (json!("pending"), json!("running")),
+            (json!("running"), json!("success")),
+        ],
+        "{events:?}"
+    );
+    let versions: Vec<i64> = steps.iter().map(|(_, _, v)| v.as_i64().unwrap()).collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert_eq!(
+        versions.last().copied(),
+        done["version"].as_i64(),
+        "{events:?}"
+    );
+    assert_eq!(events[2]["reason"], "restart");
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(
+        (
+            line("steward_tasks{status=\"cancelled\"}").as_deref(),
+            line("steward_tasks{status=\"success\"}").as_deref(),
+            line("steward_tasks_created_total{type=\"noop\"}").as_deref()
+        ),
+        (Some("0"), Some("1"), Some("1")),
+        "{metrics}"
+    );
+}
+
+/// The resource sampler's `metrics` events and a batch's `batch` events reach a subscription
+/// that names them, and nothing else does.
+async fn metrics_and_batch_events_can_be_subscribed_to(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let mut ws = Ws::connect(&app).await;
+    ws.subscribe(json!({"events": ["metrics", "batch"], "after_seq": 0}))
+        .await;
+    let (status, b) = app
+        .post("/api/v1/batches", json!({"tasks": [{"type": "noop"}]}))
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let frames = ws
+        .until(15.0, |f| f["event"] == "batch" && f["to"] == "success")
+        .await;
+    let more = if frames.iter().any(|f| f["event"] == "metrics") {
+        Vec::new()
+    } else {
+        ws.until(15.0, |f| f["event"] == "metrics").await
+    };
+
+    let all: Vec<&Value> = frames
+        .iter()
+        .chain(more.iter())
+        .filter(|f| f["seq"].is_u64())
+        .collect();
+    assert!(
+        all.iter()
+            .all(|f| f["event"] == "metrics" || f["event"] == "batch"),
+        "{all:?}"
+    );
+    let sample = all.iter().find(|f| f["event"] == "metrics").unwrap();
+    for field in ["cpu_percent", "memory_percent", "disk_percent"] {
+        assert!(sample[field].is_f64(), "{field}: {sample}");
+    }
+    assert!(
+        sample["process_rss_bytes"].as_u64().unwrap_or(0) > 0,
+        "{sample}"
+    );
+    assert!(
+        sample["running_tasks"].is_i64() && sample["pending_tasks"].is_i64(),
+        "{sample}"
+    );
+    assert!(sample["at"].is_string(), "{sample}");
+    let batch = all.iter().find(|f| f["event"] == "batch").unwrap();
+    assert_eq!(batch["batch_id"], b["id"], "{batch}");
+    let (status, replay) = app.get("/api/v1/events?event=metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        replay["items"].as_array().is_some_and(|i| !i.is_empty()),
+        "{replay}"
+    );
+}
 
 fn seqs(frames: &[Value]) -> Vec<u64> {
     frames.iter().filter_map(|f| f["seq"].as_u64()).collect()
@@ -310,6 +441,9 @@ async fn the_events_route_pages_the_stream_in_seq_order(db: Db) {
     let mut paged = seqs(first["items"].as_array().unwrap());
     assert_eq!(paged.len(), 4);
     paged.extend(seqs(rest["items"].as_array().unwrap()));
+    // A resource sample may have been published since the first read.
+    let upto = all["last_seq"].as_u64().unwrap();
+    paged.retain(|s| *s <= upto);
     assert_eq!(paged, every);
     assert_eq!(all["last_seq"].as_u64(), every.last().copied());
     assert_eq!(bad, 400);

@@ -425,10 +425,34 @@ async fn an_http_unit_receives_execute_and_calls_back(db: Db) {
     assert_eq!(beat["unit"]["id"], unit_id.as_str());
     // No more heartbeats: the unit goes OFFLINE and a heartbeat brings it back.
     wait_unit(&app, &unit_id, 10.0, |u| u["status"] == "OFFLINE").await;
+    let (_, offline_metrics) = app.get_text("/metrics").await;
     app.post_empty(&format!("/api/v1/units/{unit_id}/heartbeat"))
         .await;
     let back = unit(&app, &unit_id).await;
     assert_eq!(back["status"], "AVAILABLE", "{back}");
+    let (_, back_metrics) = app.get_text("/metrics").await;
+    // The local unit and this one: the offline one is counted as such, then as available.
+    let units = |text: &str, status: &str| {
+        let key = format!("steward_units{{status=\"{status}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(
+        (
+            units(&offline_metrics, "OFFLINE").as_deref(),
+            units(&offline_metrics, "AVAILABLE").as_deref()
+        ),
+        (Some("1"), Some("1")),
+        "{offline_metrics}"
+    );
+    assert_eq!(
+        (
+            units(&back_metrics, "OFFLINE").as_deref(),
+            units(&back_metrics, "AVAILABLE").as_deref()
+        ),
+        (Some("0"), Some("2"))
+    );
 }
 
 async fn bad_unit_registrations_are_refused(db: Db) {

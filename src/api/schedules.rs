@@ -131,6 +131,21 @@ async fn respond(state: &AppState, s: &Schedule, created: bool) -> ApiResult<Htt
 /// Every schedule `s` depends on must exist, or be among `coming` (the names an import
 /// brings with it): a dependency on no schedule would hold `s` back for ever.
 pub async fn check_depends_on(state: &AppState, s: &Schedule, coming: &[String]) -> ApiResult<()> {
+    match missing_dependency(state, s, coming).await? {
+        Some(name) => Err(ApiError::field(
+            "depends_on",
+            format!("no schedule is named '{name}'"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first schedule `s` depends on that neither exists nor is among `coming`.
+pub async fn missing_dependency(
+    state: &AppState,
+    s: &Schedule,
+    coming: &[String],
+) -> ApiResult<Option<String>> {
     let wanted: Vec<String> = s
         .depends_on
         .iter()
@@ -138,9 +153,9 @@ pub async fn check_depends_on(state: &AppState, s: &Schedule, coming: &[String])
         .cloned()
         .collect();
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let missing = state
+    Ok(state
         .shared
         .store
         .read(move |c| {
@@ -151,14 +166,7 @@ pub async fn check_depends_on(state: &AppState, s: &Schedule, coming: &[String])
             }
             Ok(None)
         })
-        .await?;
-    match missing {
-        Some(name) => Err(ApiError::field(
-            "depends_on",
-            format!("no schedule is named '{name}'"),
-        )),
-        None => Ok(()),
-    }
+        .await?)
 }
 
 /// `POST /schedules`: 201 with the view.

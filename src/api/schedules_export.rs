@@ -120,9 +120,18 @@ pub enum SeedEntry {
 /// `task_groups:`.
 pub async fn export_doc(state: &AppState) -> ApiResult<Value> {
     let rows = state.shared.store.read(qs::all).await?;
-    let (mut tasks, mut groups) = (Vec::new(), Vec::new());
+    let mut schedules = Vec::with_capacity(rows.len());
     for r in rows {
-        match seed_entry(&from_row(state, r)?) {
+        schedules.push(from_row(state, r)?);
+    }
+    let task_entries: std::collections::HashSet<String> = schedules
+        .iter()
+        .filter(|s| matches!(s.template, Template::Task(_)))
+        .map(|s| s.name.clone())
+        .collect();
+    let (mut tasks, mut groups) = (Vec::new(), Vec::new());
+    for s in &schedules {
+        match seed_entry(s, &|name| task_entries.contains(name)) {
             SeedEntry::Task(t) => tasks.push(t),
             SeedEntry::Group(g) => groups.push(g),
         }
@@ -130,8 +139,12 @@ pub async fn export_doc(state: &AppState) -> ApiResult<Value> {
     Ok(json!({"tasks": tasks, "task_groups": groups}))
 }
 
-/// One schedule as seed 003 writes it.
-pub fn seed_entry(s: &Schedule) -> SeedEntry {
+/// One schedule as seed 003 writes it. A batch template's member is written as seed 003 does,
+/// by name, when `is_task_entry` says a `tasks:` entry of that name goes with it; otherwise
+/// inline, as a task entry of its own (`task_id` its key, `dependencies` the keys it waits
+/// for), which steward's import reads back. `max_instances` and `misfire_policy` ride along
+/// (seed 003 has neither; its import ignores what it does not know).
+pub fn seed_entry(s: &Schedule, is_task_entry: &dyn Fn(&str) -> bool) -> SeedEntry {
     let meta = s.spec.get("meta").cloned().unwrap_or_else(|| json!({}));
     let tz = s.spec.pointer("/trigger/timezone").and_then(Value::as_str);
     let mut o = Map::new();
@@ -151,6 +164,10 @@ pub fn seed_entry(s: &Schedule) -> SeedEntry {
             if !s.depends_on.is_empty() {
                 o.insert("dependencies".into(), json!(s.depends_on));
             }
+            if matches!(s.trigger, Trigger::Manual) {
+                o.insert("enabled".into(), json!(s.enabled));
+            }
+            limits(s, &mut o);
             SeedEntry::Task(Value::Object(o))
         }
         Template::Batch(b) => {
@@ -162,7 +179,7 @@ pub fn seed_entry(s: &Schedule) -> SeedEntry {
             let members: Vec<Value> = b
                 .get("tasks")
                 .and_then(Value::as_array)
-                .map(|l| l.iter().filter_map(|t| t.get("key").cloned()).collect())
+                .map(|l| l.iter().map(|t| seed_member(t, is_task_entry)).collect())
                 .unwrap_or_default();
             o.insert("tasks".into(), json!(members));
             o.insert(
@@ -180,7 +197,40 @@ pub fn seed_entry(s: &Schedule) -> SeedEntry {
             if let Some(sched) = seed_schedule(&s.trigger, s.enabled, tz) {
                 o.insert("schedule".into(), sched);
             }
+            if !s.depends_on.is_empty() {
+                o.insert("dependencies".into(), json!(s.depends_on));
+            }
+            limits(s, &mut o);
             SeedEntry::Group(Value::Object(o))
         }
     }
+}
+
+/// `max_instances` and `misfire_policy` where they differ from the defaults.
+fn limits(s: &Schedule, o: &mut Map<String, Value>) {
+    if s.max_instances != 1 {
+        o.insert("max_instances".into(), json!(s.max_instances));
+    }
+    // `run_once` is what a schedule gets when it names none.
+    if s.misfire_policy != crate::domain::schedule::MisfirePolicy::RunOnce {
+        o.insert("misfire_policy".into(), json!(s.misfire_policy.as_str()));
+    }
+}
+
+/// One member of a batch template: its key, or the whole task inline.
+fn seed_member(t: &Value, is_task_entry: &dyn Fn(&str) -> bool) -> Value {
+    let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+    if is_task_entry(key) {
+        return json!(key);
+    }
+    let mut o = Map::new();
+    o.insert("task_id".into(), json!(key));
+    seed_task(t, &json!({}), &mut o);
+    if let Some(deps) = t
+        .get("depends_on")
+        .filter(|d| d.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        o.insert("dependencies".into(), deps.clone());
+    }
+    Value::Object(o)
 }

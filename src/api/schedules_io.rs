@@ -15,7 +15,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schedules::{check_depends_on, insert, load, update};
+use super::schedules::{insert, load, missing_dependency, update};
 pub use super::schedules_export::export_doc;
 use super::schedules_spec::parse_schedule;
 use super::AppState;
@@ -78,6 +78,15 @@ fn trigger_of(sched: Option<&Value>, default_tz: &str) -> Result<(Value, bool), 
         }
     };
     Ok((t, enabled))
+}
+
+/// `max_instances` and `misfire_policy`, which steward's export adds to an entry.
+fn copy_limits(entry: &Map<String, Value>, body: &mut Value) {
+    for key in ["max_instances", "misfire_policy"] {
+        if let Some(v) = entry.get(key).filter(|v| !v.is_null()) {
+            body[key] = v.clone();
+        }
+    }
 }
 
 /// A seed task entry → its task template.
@@ -165,8 +174,14 @@ pub(crate) fn bodies(
         let template = task_template(state, &o).map_err(|e| at(&prefix, e))?;
         let (trigger, enabled) = trigger_of(o.get("schedule"), tz)
             .map_err(|m| ApiError::field(format!("{prefix}.schedule"), m))?;
+        // Without a `schedule:` the task runs by hand; an `enabled` of its own (steward's
+        // export writes one) says whether it is listed as enabled.
+        let enabled = match o.get("schedule") {
+            None => o.get("enabled").and_then(Value::as_bool).unwrap_or(enabled),
+            Some(_) => enabled,
+        };
         templates.insert(name.clone(), template.clone());
-        out.push(json!({
+        let mut body = json!({
             "name": name,
             "description": o.get("description"),
             "enabled": enabled,
@@ -175,7 +190,9 @@ pub(crate) fn bodies(
             "tags": o.get("tags").cloned().unwrap_or_else(|| json!([])),
             "task": template,
             "meta": {"task_type": o.get("task_type"), "priority": o.get("priority")},
-        }));
+        });
+        copy_limits(&o, &mut body);
+        out.push(body);
     }
     for (i, entry) in groups.into_iter().enumerate() {
         let prefix = format!("task_groups[{i}]");
@@ -192,10 +209,23 @@ pub(crate) fn bodies(
             .cloned()
             .unwrap_or_default();
         for (j, id) in ids.iter().enumerate() {
+            // steward's export writes a member no `tasks:` entry holds inline.
+            if let Value::Object(inline) = id {
+                let at_j = format!("{prefix}.tasks[{j}]");
+                let key = str_of(inline, "task_id")
+                    .ok_or_else(|| ApiError::field(format!("{at_j}.task_id"), "is required"))?;
+                let mut t = task_template(state, inline).map_err(|e| at(&at_j, e))?;
+                t["key"] = json!(key);
+                if let Some(deps) = inline.get("dependencies") {
+                    t["depends_on"] = deps.clone();
+                }
+                members.push(t);
+                continue;
+            }
             let Some(id) = id.as_str() else {
                 return Err(ApiError::field(
                     format!("{prefix}.tasks[{j}]"),
-                    "must be a task_id",
+                    "must be a task_id or a task entry",
                 ));
             };
             match templates.get(id).cloned() {
@@ -218,19 +248,34 @@ pub(crate) fn bodies(
         let (trigger, enabled) = trigger_of(o.get("schedule"), tz)
             .map_err(|m| ApiError::field(format!("{prefix}.schedule"), m))?;
         let group_name = str_of(&o, "group_name").unwrap_or(&name).to_string();
-        out.push(json!({
+        // A group without a `schedule:` runs by hand and is as enabled as the file says.
+        let enabled = match o.get("schedule") {
+            None => in_file,
+            Some(_) => enabled && in_file,
+        };
+        let member_names: Vec<Value> = ids
+            .iter()
+            .map(|m| match m {
+                Value::Object(inline) => inline.get("task_id").cloned().unwrap_or(Value::Null),
+                other => other.clone(),
+            })
+            .collect();
+        let mut body = json!({
             "name": name,
             "description": o.get("description").cloned().unwrap_or_else(|| json!(group_name)),
-            "enabled": enabled && in_file,
+            "enabled": enabled,
             "trigger": trigger,
+            "depends_on": o.get("dependencies").cloned().unwrap_or_else(|| json!([])),
             "tags": o.get("tags").cloned().unwrap_or_else(|| json!([])),
             "batch": {
                 "name": group_name,
                 "mode": str_of(&o, "execution_mode").unwrap_or("parallel"),
                 "tasks": members,
             },
-            "meta": {"group_enabled": in_file, "members": ids},
-        }));
+            "meta": {"group_enabled": in_file, "members": member_names},
+        });
+        copy_limits(&o, &mut body);
+        out.push(body);
     }
     Ok((out, warnings))
 }
@@ -261,7 +306,7 @@ pub async fn import_text(
         Value::Object(o) => str_of(o, "timezone").unwrap_or("UTC").to_string(),
         _ => "UTC".into(),
     };
-    let (bodies, warnings) = bodies(state, doc, &tz)?;
+    let (bodies, mut warnings) = bodies(state, doc, &tz)?;
     let now = now_ms();
     let mut parsed = Vec::with_capacity(bodies.len());
     for (i, body) in bodies.into_iter().enumerate() {
@@ -269,11 +314,15 @@ pub async fn import_text(
             parse_schedule(state, body, now, true).map_err(|e| at(&format!("entry {i}"), e))?;
         parsed.push(s);
     }
+    // A seed 003 file may name dependencies registered elsewhere: kept, and said.
     let names: Vec<String> = parsed.iter().map(|s| s.name.clone()).collect();
-    for (i, s) in parsed.iter().enumerate() {
-        check_depends_on(state, s, &names)
-            .await
-            .map_err(|e| at(&format!("entry {i}"), e))?;
+    for s in &parsed {
+        if let Some(missing) = missing_dependency(state, s, &names).await? {
+            warnings.push(format!(
+                "{}: depends on '{missing}', which is not a schedule yet; it waits until one of that name runs successfully",
+                s.name
+            ));
+        }
     }
     let (mut created, mut updated) = (Vec::new(), Vec::new());
     for s in parsed {

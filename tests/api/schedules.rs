@@ -473,7 +473,8 @@ async fn seed_003_yaml_imports_and_round_trips(db: Db) {
     let (_, group) = app.get("/api/v1/schedules/daily_job").await;
     assert_eq!(
         (&group["type"], &group["enabled"]),
-        (&json!("manual"), &json!(false))
+        (&json!("manual"), &json!(true)),
+        "a group without a schedule runs by hand, enabled as the file says"
     );
     assert_eq!(group["batch"]["mode"], "sequential");
 
@@ -529,6 +530,54 @@ async fn seed_003_yaml_imports_and_round_trips(db: Db) {
     assert_eq!(report["updated"].as_array().unwrap().len(), 4, "{report}");
     let (_, l) = app.get("/api/v1/schedules").await;
     assert_eq!(l["total"], 4);
+
+    // steward's own schedules survive the same round trip: a batch template whose members
+    // are no task entry (written inline), a manual schedule, limits and misfire policy; and a
+    // dependency on a schedule not in the file is imported with a warning.
+    create_schedule(&app, json!({"name": "etl", "trigger": {"type": "manual"}, "max_instances": 3, "misfire_policy": "skip",
+        "batch": {"name": "etl-run", "mode": "parallel", "tasks": [
+            {"key": "extract", "type": "noop"},
+            {"key": "load", "type": "sleep", "config": {"secs": 0.1}, "depends_on": ["extract"]}]}}))
+    .await;
+    create_schedule(
+        &app,
+        json!({"name": "by-hand", "trigger": {"type": "manual"}, "task": {"type": "noop"}}),
+    )
+    .await;
+    let (_, before) = app.get("/api/v1/schedules/etl").await;
+    let (_, doc) = app.get("/api/v1/schedules/export?format=json").await;
+    for name in ["etl", "by-hand"] {
+        let (status, _) = app.delete(&format!("/api/v1/schedules/{name}")).await;
+        assert_eq!(status, 204);
+    }
+    let (status, report) = import_text(&app, &doc.to_string(), "json").await;
+    assert_eq!(status, 200, "{report}");
+    let (_, etl) = app.get("/api/v1/schedules/etl").await;
+    let (_, by_hand) = app.get("/api/v1/schedules/by-hand").await;
+    assert_eq!(
+        (
+            &etl["batch"]["tasks"][1]["depends_on"],
+            &etl["max_instances"],
+            &etl["misfire_policy"]
+        ),
+        (&json!(["extract"]), &json!(3), &json!("skip")),
+        "{etl}"
+    );
+    assert_eq!(
+        etl["batch"]["tasks"][1]["config"],
+        before["batch"]["tasks"][1]["config"]
+    );
+    assert_eq!(by_hand["enabled"], true, "{by_hand}");
+    let (status, r) = app.post_empty("/api/v1/schedules/etl/trigger").await;
+    assert!(status < 300, "{r}");
+    let needs =
+        json!({"tasks": [{"task_id": "later", "task_type": "noop", "dependencies": ["not-yet"]}]});
+    let (status, report) = import_text(&app, &needs.to_string(), "json").await;
+    assert_eq!(status, 200, "{report}");
+    assert!(
+        report["warnings"].to_string().contains("not-yet"),
+        "{report}"
+    );
 }
 
 /// The real binary with extra arguments (see `recovery::start_with`).

@@ -50,7 +50,7 @@ pub fn response(message: impl Into<String>, task_id: &str, data: Value) -> HttpR
 
 /// A registered task as seed 003's TaskConfig (or task group), with the schedule's state.
 pub async fn config_json(state: &AppState, s: &Schedule) -> ApiResult<Value> {
-    let mut entry = match seed_entry(s) {
+    let mut entry = match seed_entry(s, &|_| true) {
         SeedEntry::Task(t) | SeedEntry::Group(t) => t,
     };
     let v = view(state, s).await?;

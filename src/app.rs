@@ -325,6 +325,7 @@ async fn recover(
             id: b.id.clone(),
             limit: b.parallel_limit(),
             paused: b.paused,
+            halt_on_failure: b.on_failure == crate::domain::batch::OnFailure::CancelRemaining,
             waits: b
                 .depends_on
                 .iter()

@@ -165,6 +165,8 @@ pub struct SchedulerActor {
     wake: Option<(Millis, SpawnHandle)>,
     /// Batches waited on by each batch's tasks (dependency keys).
     batch_waits: HashMap<String, Vec<TaskId>>,
+    /// Batches with `on_failure: cancel_remaining`.
+    halt_on_failure: std::collections::HashSet<String>,
     admission_reason: Option<String>,
 }
 
@@ -216,6 +218,7 @@ impl SchedulerActor {
             handles: HashMap::new(),
             wake: None,
             batch_waits: HashMap::new(),
+            halt_on_failure: Default::default(),
             admission_reason: None,
         }
     }

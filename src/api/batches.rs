@@ -92,6 +92,7 @@ pub fn register(state: &AppState, b: &Batch) {
         id: b.id.clone(),
         limit: b.parallel_limit(),
         paused: b.paused,
+        halt_on_failure: b.on_failure == crate::domain::batch::OnFailure::CancelRemaining,
         waits: b.depends_on.iter().filter_map(|d| batch_key(d)).collect(),
     });
     state.supervisor.do_send(WatchBatch::changed(b.id.clone()));
@@ -379,6 +380,9 @@ pub async fn store_batch(
                         format!("task {id} does not exist"),
                     )));
                 }
+            }
+            if let Some((key, holder)) = super::tasks_control::reject_conflict(c, &items)? {
+                return Ok(Err(super::tasks_control::mutex_held(&key, holder)));
             }
             qb::insert(c, &stored_batch)?;
             q::insert(c, &items)?;

@@ -23,6 +23,38 @@ enum Refusal {
     MutexHeld(String, TaskId),
 }
 
+/// For the first `reject` task of `items` whose mutex is taken: the key and its holder, a
+/// live stored task or another task created with it (it will be pending). Reads only.
+pub(crate) fn reject_conflict(
+    c: &mut crate::store::DbConn,
+    items: &[(Task, crate::domain::Transition)],
+) -> Result<Option<(String, TaskId)>, StoreError> {
+    for (i, (t, _)) in items.iter().enumerate() {
+        let (Some(key), MutexPolicy::Reject) = (t.mutex.as_deref(), t.mutex_policy) else {
+            continue;
+        };
+        if let Some(holder) = q::mutex_holder(c, key, None)? {
+            return Ok(Some((key.to_string(), holder)));
+        }
+        let sibling = items
+            .iter()
+            .enumerate()
+            .find(|(j, (o, _))| *j != i && o.mutex.as_deref() == Some(key));
+        if let Some((_, (o, _))) = sibling {
+            return Ok(Some((key.to_string(), o.id)));
+        }
+    }
+    Ok(None)
+}
+
+/// `409 mutex_held` for a `reject` task.
+pub(crate) fn mutex_held(key: &str, holder: TaskId) -> ApiError {
+    ApiError::new(
+        ErrorCode::MutexHeld,
+        format!("mutex '{key}' is held by task {holder}"),
+    )
+}
+
 fn remote_type_names(state: &AppState) -> Vec<String> {
     match state.shared.remote_types.read() {
         Ok(t) => t.iter().cloned().collect(),
@@ -217,11 +249,9 @@ pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResul
                         return Ok(Err(Refusal::MissingDependency(i, *missing)));
                     }
                 }
-                if let (Some(key), MutexPolicy::Reject) = (&t.mutex, t.mutex_policy) {
-                    if let Some(holder) = q::mutex_holder(c, key, None)? {
-                        return Ok(Err(Refusal::MutexHeld(key.clone(), holder)));
-                    }
-                }
+            }
+            if let Some((key, holder)) = reject_conflict(c, &items)? {
+                return Ok(Err(Refusal::MutexHeld(key, holder)));
             }
             q::insert(c, &items)?;
             Ok::<_, StoreError>(Ok(items.into_iter().map(|(t, _)| t).collect::<Vec<_>>()))
@@ -235,12 +265,7 @@ pub async fn create(state: &AppState, specs: Vec<NewTask>, by: &str) -> ApiResul
                 format!("task {id} does not exist"),
             ));
         }
-        Err(Refusal::MutexHeld(key, holder)) => {
-            return Err(ApiError::new(
-                ErrorCode::MutexHeld,
-                format!("mutex '{key}' is held by task {holder}"),
-            ));
-        }
+        Err(Refusal::MutexHeld(key, holder)) => return Err(mutex_held(&key, holder)),
     };
     for t in &tasks {
         state

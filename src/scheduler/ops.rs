@@ -378,6 +378,11 @@ impl Scheduler {
     }
 
     /// An active task has ended: its slot, mutex, type and batch counts and unit load free up.
+    /// The batch of a running task.
+    pub fn active_batch(&self, id: TaskId) -> Option<String> {
+        self.active.get(&id).and_then(|a| a.batch.clone())
+    }
+
     pub fn release(&mut self, id: TaskId) -> bool {
         let Some(a) = self.active.remove(&id) else {
             return false;

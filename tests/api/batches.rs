@@ -12,6 +12,7 @@ both_backends!(
     a_dag_runs_in_dependency_order_and_cycles_are_refused,
     an_invalid_batch_stores_nothing,
     cancel_remaining_stops_the_rest_after_a_failure,
+    a_batch_with_a_held_reject_mutex_is_refused_whole,
     batch_pause_resume_and_cancel,
     batch_restart_reruns_failed_tasks,
     batch_max_parallel_is_never_exceeded,
@@ -274,6 +275,24 @@ async fn cancel_remaining_stops_the_rest_after_a_failure(db: Db) {
         (Some(1), Some(2), Some(0)),
         "{done}"
     );
+    // Tasks that would end at once if started: none starts after the failure.
+    let b = create_batch(&app, json!({"mode": "sequential", "on_failure": "cancel_remaining", "tasks": [fail, {"type": "noop"}, {"type": "noop"}]})).await;
+    let done = wait_batch(&app, b["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(
+        (
+            done["counts"]["cancelled"].as_i64(),
+            done["counts"]["success"].as_i64()
+        ),
+        (Some(2), Some(0)),
+        "{done}"
+    );
+    for id in b["task_ids"].as_array().unwrap().iter().skip(1) {
+        let history = app.history(id.as_str().unwrap()).await;
+        assert!(
+            history.iter().all(|h| h["to"] != "running"),
+            "started after the failure: {history:?}"
+        );
+    }
 
     let b = create_batch(&app, json!({"mode": "sequential", "on_failure": "continue", "tasks": [fail, {"type": "noop"}, {"type": "noop"}]})).await;
     let done = wait_batch(&app, b["id"].as_str().unwrap(), "failed").await;
@@ -285,6 +304,44 @@ async fn cancel_remaining_stops_the_rest_after_a_failure(db: Db) {
         (Some(1), Some(2)),
         "{done}"
     );
+}
+
+/// `mutex_policy: reject` holds for a batch's tasks as for a lone one: a key held by a live
+/// task, or by another task of the same batch, refuses the whole batch.
+async fn a_batch_with_a_held_reject_mutex_is_refused_whole(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let holder = app
+        .create(json!({"type": "sleep", "config": {"secs": 30}, "mutex": "m1", "mutex_policy": "reject"}))
+        .await;
+    for tasks in [
+        json!([{"type": "noop"}, {"type": "noop", "mutex": "m1", "mutex_policy": "reject"}]),
+        json!([{"type": "noop", "mutex": "m2", "mutex_policy": "reject"}, {"type": "noop", "mutex": "m2"}]),
+    ] {
+        let (status, e) = app
+            .post("/api/v1/batches", json!({"name": "mb", "tasks": tasks}))
+            .await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (409, Some("mutex_held")),
+            "{e}"
+        );
+    }
+    let (_, batches) = app.get("/api/v1/batches").await;
+    let (_, tasks) = app.get("/api/v1/tasks").await;
+    assert_eq!(
+        (batches["total"].as_i64(), tasks["total"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let ok = create_batch(
+        &app,
+        json!({"tasks": [{"type": "noop", "mutex": "m3", "mutex_policy": "reject"}]}),
+    )
+    .await;
+    wait_batch(&app, ok["id"].as_str().unwrap(), "success").await;
+    app.post_empty(&format!("/api/v1/tasks/{}/cancel", id_of(&holder)))
+        .await;
 }
 
 async fn batch_pause_resume_and_cancel(db: Db) {

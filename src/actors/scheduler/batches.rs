@@ -17,6 +17,9 @@ pub struct RegisterBatch {
     pub limit: Option<usize>,
     pub paused: bool,
     pub waits: Vec<TaskId>,
+    /// `on_failure: cancel_remaining`: a task failing for good stops the batch's dispatch at
+    /// once (its actor then cancels the rest), so nothing starts in between.
+    pub halt_on_failure: bool,
 }
 
 /// A batch finished: batches waiting for it may go (or are doomed), and its limits go away.
@@ -106,6 +109,11 @@ impl Handler<RegisterBatch> for SchedulerActor {
     fn handle(&mut self, msg: RegisterBatch, ctx: &mut Context<Self>) {
         self.core.set_batch_limit(&msg.id, msg.limit);
         self.core.set_batch_paused(&msg.id, msg.paused);
+        if msg.halt_on_failure {
+            self.halt_on_failure.insert(msg.id.clone());
+        } else {
+            self.halt_on_failure.remove(&msg.id);
+        }
         if msg.waits.is_empty() {
             self.batch_waits.remove(&msg.id);
         } else {
@@ -121,6 +129,7 @@ impl Handler<BatchFinished> for SchedulerActor {
     fn handle(&mut self, msg: BatchFinished, ctx: &mut Context<Self>) {
         self.core.forget_batch(&msg.id);
         self.batch_waits.remove(&msg.id);
+        self.halt_on_failure.remove(&msg.id);
         if let Some(key) = batch_key(&msg.id) {
             let doomed = self.core.dependency_finished(key, msg.succeeded, now_ms());
             self.cancel_doomed(doomed, key, ctx);

@@ -87,12 +87,19 @@ impl Handler<TaskEnded> for SchedulerActor {
 
     fn handle(&mut self, msg: TaskEnded, ctx: &mut Context<Self>) {
         let now = now_ms();
+        let batch = self.core.active_batch(msg.id);
         self.core.release(msg.id);
         match msg.ended {
             Ended::Success => {
                 self.core.dependency_finished(msg.id, true, now);
             }
             Ended::Failed | Ended::Cancelled => {
+                if let Some(b) = batch.filter(|b| {
+                    matches!(msg.ended, Ended::Failed) && self.halt_on_failure.contains(b)
+                }) {
+                    // Nothing more of this batch starts; its actor cancels what is left.
+                    self.core.set_batch_paused(&b, true);
+                }
                 let doomed = self.core.dependency_finished(msg.id, false, now);
                 self.cancel_doomed(doomed, msg.id, ctx);
             }

@@ -68,7 +68,7 @@ impl TaskView {
             id: t.id,
             name: t.name,
             task_type: t.task_type,
-            config: t.config,
+            config: crate::domain::redact::redacted(&t.config),
             status: t.status,
             priority: t.priority,
             progress: t.progress,

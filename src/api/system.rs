@@ -55,6 +55,12 @@ fn masked(c: &Config) -> Map<String, Value> {
         .map(|t| json!({"name": t.name, "role": t.role}))
         .collect();
     m.insert("tokens".into(), Value::Array(tokens));
+    if let Some(url) = &c.database_url {
+        m.insert(
+            "database_url".into(),
+            json!(crate::domain::redact::url_without_password(url)),
+        );
+    }
     m
 }
 
@@ -73,7 +79,9 @@ fn merged(current: &Config, body: Value) -> ApiResult<(Config, Map<String, Value
     // A configuration read with GET and sent back whole carries the credentials as shown:
     // unchanged, so nothing to refuse (and nothing to store).
     let shown = masked(current);
-    change.retain(|k, v| !CREDENTIAL_KEYS.contains(&k.as_str()) || shown.get(k) != Some(v));
+    change.retain(|k, v| {
+        !(CREDENTIAL_KEYS.contains(&k.as_str()) || k == "database_url") || shown.get(k) != Some(v)
+    });
     let mut all = current.to_map();
     for (k, v) in &change {
         if !all.contains_key(k) {

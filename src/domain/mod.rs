@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod eta;
 pub mod ids;
+pub mod redact;
 pub mod schedule;
 pub mod status;
 pub mod task;

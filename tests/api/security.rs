@@ -24,7 +24,42 @@ both_backends!(
     websocket_from_a_foreign_origin_is_forbidden,
     system_config_shows_no_token,
     webhook_and_callback_urls_follow_the_host_lists,
+    secrets_in_a_task_config_are_masked_in_views_but_reach_the_work,
 );
+
+/// A credential in a task's config (a header, an environment variable, a URL's password) is
+/// `***` in every view of the task, while the work itself still gets it.
+async fn secrets_in_a_task_config_are_masked_in_views_but_reach_the_work(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let t = app
+        .create(json!({"type": "command", "max_retries": 0, "config": {
+            "program": "sh",
+            "args": ["-c", "test \"$API_TOKEN\" = \"$(printf s3cr3t)value\" && echo token-arrived"],
+            "env": {"API_TOKEN": "s3cr3tvalue", "MODE": "fast"}}}))
+        .await;
+    let id = id_of(&t);
+    let done = app.wait_status(&id, "success", 10.0).await;
+    let (_, listed) = app.get(&format!("/api/v1/tasks?ids={id}")).await;
+    let (_, csv) = app.get_text("/api/v1/tasks?format=csv").await;
+    let (_, seed004) = app.get(&format!("/api/tasks/{id}")).await;
+    let logs = app.logs(&id).await;
+
+    for view in [&t["config"], &done["config"], &listed["items"][0]["config"]] {
+        assert_eq!(
+            view["env"],
+            json!({"API_TOKEN": "***", "MODE": "fast"}),
+            "{view}"
+        );
+    }
+    assert!(!csv.contains("s3cr3tvalue"), "{csv}");
+    assert!(!seed004.to_string().contains("s3cr3tvalue"), "{seed004}");
+    assert!(
+        logs.iter().any(|l| l["message"] == "token-arrived"),
+        "the work got the real value: {logs:?}"
+    );
+}
 
 const ADMIN: &str = "root-secret-token";
 const OPERATOR: &str = "ci-secret-token";

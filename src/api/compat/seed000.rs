@@ -139,7 +139,7 @@ fn task_info(t: &Task) -> Value {
         "stage": t.stage,
         "message": t.message,
         "eta_secs": t.eta_secs,
-        "config": t.config,
+        "config": crate::domain::redact::redacted(&t.config),
         "error": t.error,
         "attempt": t.attempt,
         "created_at": crate::domain::rfc3339(t.created_at),

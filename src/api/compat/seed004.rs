@@ -58,7 +58,7 @@ pub fn task_json(t: &Task) -> Value {
         "taskType": t.task_type.to_uppercase(),
         "status": t.status.as_str().to_uppercase(),
         "priority": t.priority,
-        "config": t.config,
+        "config": crate::domain::redact::redacted(&t.config),
         "progress": t.progress,
         "stage": t.stage,
         "message": t.message,

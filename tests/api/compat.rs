@@ -513,18 +513,25 @@ async fn seed004_execution_units_answer_what_the_v1_registry_answers(db: Db) {
         .await;
     assert_eq!(status, 200, "{beat}");
     assert_eq!(
-        beat["unit"]["unit_name"], "processor-1",
-        "nested values keep their names"
+        (&beat["unit"]["unitName"], &beat["unit"]["config"]),
+        (&json!("processor-1"), &json!({})),
+        "nested objects answer in camelCase too: {beat}"
     );
-    let (status, e) = app
+    assert!(beat["unit"].get("unit_name").is_none(), "{beat}");
+    // Seed 004 §6.2.1's own example names no task types: registered, with none yet.
+    let (status, bare) = app
         .post(
             "/api/execution-units",
-            json!({"unitType": "HTTP", "unitName": "q",
-              "endpoint": "http://127.0.0.1:9/"}),
+            json!({"unitType": "DOCKER_CONTAINER", "unitName": "data-processor-1", "capacity": 5,
+                   "endpoint": "http://127.0.0.1:9", "config": {}}),
         )
         .await;
-    assert_error(status, &e, 400, "validation_error");
-    assert_eq!(e["error"]["field"], "taskTypes");
+    assert_eq!(status, 201, "{bare}");
+    assert_eq!(
+        (&bare["unitName"], &bare["taskTypes"]),
+        (&json!("data-processor-1"), &json!([])),
+        "{bare}"
+    );
     let (status, e) = app
         .post("/api/execution-units/nowhere/heartbeat", json!({}))
         .await;

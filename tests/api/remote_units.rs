@@ -463,7 +463,7 @@ async fn bad_unit_registrations_are_refused(db: Db) {
     let cases = [
         (json!({"unit_name": "u", "task_types": ["x"]}), "endpoint"),
         (
-            json!({"unit_name": "u", "endpoint": "http://127.0.0.1:9"}),
+            json!({"unit_name": "u", "endpoint": "http://127.0.0.1:9", "task_types": "x"}),
             "task_types",
         ),
         (
@@ -483,7 +483,7 @@ async fn bad_unit_registrations_are_refused(db: Db) {
             "capacity",
         ),
         (
-            json!({"unit_name": "u", "endpoint": "http://127.0.0.1:9", "task_types": []}),
+            json!({"unit_name": "u", "endpoint": "http://127.0.0.1:9", "task_types": [""]}),
             "task_types",
         ),
     ];

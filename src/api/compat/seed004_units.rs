@@ -2,8 +2,8 @@
 //! `{"unitType", "unitName", "capacity", "endpoint", "config"}` and
 //! `POST /api/execution-units/{id}/heartbeat`, plus reading units back. Each alias renames
 //! the body's keys (camelCase → the snake_case names of SPEC §5), calls the same functions as
-//! `/api/v1/units`, and answers in camelCase. Seed 004's body names no task types; steward
-//! needs them (`taskTypes`) to know what to send the unit, and says so when they are missing.
+//! `/api/v1/units`, and answers in camelCase. Seed 004's body names no task types: such a unit
+//! is registered and listed, and gets work once it registers again with `taskTypes`.
 
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
@@ -60,9 +60,22 @@ fn camel(key: &str) -> String {
 
 /// Renames the top-level keys of an object (or of each object in an array); nested values
 /// such as `config` and `labels` are the client's own and stay as they are.
+/// Renames the keys of an object (or of each object in a list), and of the objects nested in
+/// it, except the user's own maps (`config`, `labels`), whose keys are data.
 fn rename_keys(v: Value, f: fn(&str) -> String) -> Value {
     match v {
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (f(&k), v)).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("config" | "labels", v) => v,
+                        (_, v @ Value::Object(_)) => rename_keys(v, f),
+                        (_, v) => v,
+                    };
+                    (f(&k), v)
+                })
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.into_iter().map(|i| rename_keys(i, f)).collect()),
         other => other,
     }

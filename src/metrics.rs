@@ -42,6 +42,9 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     pub db_pool: IntGaugeVec,
     pub events_published: IntGauge,
+    /// The `seq` of the last event the counts have taken in (they follow the bus a little
+    /// behind its publishers).
+    seen: tokio::sync::watch::Sender<u64>,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -150,8 +153,16 @@ impl Metrics {
                 "steward_events_published",
                 "Sequence number of the last event published.",
             ),
+            seen: tokio::sync::watch::Sender::new(0),
             registry: r,
         })
+    }
+
+    /// Waits (up to `limit`) until the counts have taken in every event up to `seq`, so a
+    /// count read after a change includes it.
+    pub async fn caught_up(&self, seq: u64, limit: std::time::Duration) {
+        let mut rx = self.seen.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s >= seq)).await;
     }
 
     /// Seeds the per-status gauge from stored counts.
@@ -261,11 +272,15 @@ impl Metrics {
     /// Follows every event on the bus (as an attached listener: counters miss none).
     pub fn follow(self: &Arc<Self>, bus: &EventBus) {
         let mut rx = bus.attach();
+        // What was published before (a restarted server's sequence goes on) is in the counts
+        // seeded from the store.
+        self.seen.send_replace(bus.last_seq());
         let me = self.clone();
         actix_rt::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 me.events_published.set(ev.seq as i64);
                 me.observe(&ev.body);
+                me.seen.send_replace(ev.seq);
             }
         });
     }
@@ -282,4 +297,28 @@ impl Metrics {
 
 fn status_index(status: &str) -> Option<usize> {
     TaskStatus::ALL.iter().position(|s| s.as_str() == status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewTask, Task, TaskId};
+
+    /// A count read right after a burst of creations includes all of them: the reader waits
+    /// for the follower, which on one thread has not run at all yet.
+    #[actix_rt::test]
+    async fn counts_read_after_catching_up_include_every_published_event() {
+        let bus = EventBus::default();
+        let metrics = Metrics::new();
+        metrics.follow(&bus);
+        for _ in 0..1000 {
+            let (t, _) = Task::create(TaskId::new(), NewTask::example("noop"), 0, "api");
+            bus.publish(EventBody::status(&t, None, Some("created".into()), 0));
+        }
+        metrics
+            .caught_up(bus.last_seq(), std::time::Duration::from_secs(5))
+            .await;
+        assert_eq!(metrics.count(None, &[TaskStatus::Pending]), 1000);
+        assert_eq!(metrics.count(Some("noop"), &[]), 1000);
+    }
 }

@@ -151,9 +151,14 @@ async fn list(state: Data, query: web::Query<HashMap<String, String>>) -> ApiRes
     let q2 = tq.clone();
     // With only status and type filters the total can come from the kept counts: a
     // COUNT(*) over millions of rows is the slow part of a page.
-    let kept = tq
-        .by_status_and_type_only()
-        .then(|| state.metrics.count(tq.task_type.as_deref(), &tq.statuses));
+    let kept = if tq.by_status_and_type_only() {
+        // Counted from the bus: first let the counts take in what was published before.
+        let published = state.shared.events.last_seq();
+        state.metrics.caught_up(published, KEPT_COUNTS_WAIT).await;
+        Some(state.metrics.count(tq.task_type.as_deref(), &tq.statuses))
+    } else {
+        None
+    };
     let (tasks, total) = state
         .shared
         .store
@@ -167,6 +172,9 @@ async fn list(state: Data, query: web::Query<HashMap<String, String>>) -> ApiRes
         total,
     }))
 }
+
+/// The longest a list waits for the kept counts to catch up with the bus.
+const KEPT_COUNTS_WAIT: Duration = Duration::from_secs(2);
 
 const CSV_COLUMNS: [&str; 14] = [
     "id",

@@ -69,7 +69,11 @@ impl AppState {
     /// The task as it is now: the hot copy of an active task, else the stored row.
     pub async fn load_task(&self, id: TaskId) -> ApiResult<Task> {
         if let Some(t) = self.active.peek(id).await {
-            return Ok(t);
+            // A run that has ended, whose actor waits for its unit to stop, is read from the
+            // store: its end is durable there, with anything since (a restart at once).
+            if !t.status.is_terminal() {
+                return Ok(t);
+            }
         }
         self.shared
             .store
@@ -92,7 +96,9 @@ impl AppState {
             if !hot.is_empty() {
                 let mut hot: HashMap<TaskId, Task> = hot.into_iter().map(|t| (t.id, t)).collect();
                 for t in tasks.iter_mut() {
-                    if let Some(h) = hot.remove(&t.id) {
+                    // An actor still finishing an older run (cancelled, then restarted at
+                    // once) holds an older version than the store: the store's is the truth.
+                    if let Some(h) = hot.remove(&t.id).filter(|h| h.version >= t.version) {
                         *t = h;
                     }
                 }

@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const SETTINGS_KEY: &str = "config";
 
 /// Keys read only at start-up: changing them is stored but takes a restart.
-const RESTART_KEYS: [&str; 9] = [
+const RESTART_KEYS: [&str; 12] = [
     "bind",
     "data_dir",
     "database_url",
@@ -37,6 +37,10 @@ const RESTART_KEYS: [&str; 9] = [
     "local_unit_capacity",
     "kill_grace_secs",
     "public_url",
+    // The units' environment is built once at start-up.
+    "python_path",
+    "venv_dir",
+    "python_module_dirs",
 ];
 
 /// Credentials are set in steward.toml or the environment only: over the API they would be

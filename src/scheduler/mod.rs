@@ -96,6 +96,8 @@ enum Park {
     BatchLimit(String),
     BatchPaused(String),
     NoUnit(String),
+    /// The task's previous run (cancelled, then restarted at once) has not stopped yet.
+    Stopping(TaskId),
 }
 
 #[derive(Clone, Debug, PartialEq)]

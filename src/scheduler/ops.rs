@@ -241,7 +241,9 @@ impl Scheduler {
         while let Some(id) = self.ready.peek() {
             let entry = &self.pending[&id];
             let task = &entry.task;
-            let blocked = if let Some(b) = task
+            let blocked = if self.active.contains_key(&id) {
+                Some(Park::Stopping(id))
+            } else if let Some(b) = task
                 .batch
                 .as_ref()
                 .filter(|b| self.paused_batches.contains(*b))
@@ -377,12 +379,12 @@ impl Scheduler {
         }
     }
 
-    /// An active task has ended: its slot, mutex, type and batch counts and unit load free up.
     /// The batch of a running task.
     pub fn active_batch(&self, id: TaskId) -> Option<String> {
         self.active.get(&id).and_then(|a| a.batch.clone())
     }
 
+    /// An active task has ended: its slot, mutex, type and batch counts and unit load free up.
     pub fn release(&mut self, id: TaskId) -> bool {
         let Some(a) = self.active.remove(&id) else {
             return false;
@@ -409,6 +411,7 @@ impl Scheduler {
         if let Some(u) = &a.unit {
             self.free_unit_slot(u);
         }
+        self.unpark(&Park::Stopping(id), 1);
         true
     }
 
@@ -490,6 +493,10 @@ impl Scheduler {
             Gate::Parked(Park::BatchPaused(b)) => {
                 w(WaitingOn::QueuePaused, format!("batch {b} is paused"))
             }
+            Gate::Parked(Park::Stopping(_)) => w(
+                WaitingOn::Capacity,
+                "its previous run is still stopping".into(),
+            ),
             Gate::Parked(Park::NoUnit(t)) => {
                 let detail = if self.any_unit_takes(t, &e.task.labels) {
                     format!("every execution unit that serves '{t}' is at capacity")

@@ -271,3 +271,27 @@ fn per_batch_limits_bound_running_tasks() {
     s.release(a.id);
     assert!(s.next_dispatch().is_some());
 }
+
+/// A task restarted while its cancelled run is still stopping starts only once that run has
+/// ended, and the unit's load counts one run at a time (it used to count the old run for good).
+#[test]
+fn a_restarted_task_waits_for_its_previous_run_to_stop() {
+    let mut s = sched(4);
+    let t = task(1);
+    let id = t.id;
+    s.enqueue(t.clone(), 0);
+    assert_eq!(s.next_dispatch().unwrap().id, id);
+    s.enqueue(t, 1);
+    assert!(s.next_dispatch().is_none(), "the first run is still active");
+    assert_eq!(
+        s.explain(id, 1).unwrap().detail,
+        "its previous run is still stopping"
+    );
+    let load = |s: &Scheduler| s.units().map(|u| u.load).sum::<usize>();
+    assert_eq!(load(&s), 1);
+    s.release(id);
+    assert_eq!(s.next_dispatch().unwrap().id, id);
+    assert_eq!(load(&s), 1);
+    s.release(id);
+    assert_eq!(load(&s), 0);
+}

@@ -17,7 +17,56 @@ both_backends!(
     invalid_transitions_are_refused_with_409,
     patch_changes_a_live_task,
     the_caller_named_by_x_steward_user_is_recorded,
+    a_restart_right_after_a_cancel_runs_once_the_old_run_stopped,
 );
+
+/// Cancel then restart at once: the answer is the restarted task, the new run starts after
+/// the old one has stopped, and the unit's load comes back to zero.
+async fn a_restart_right_after_a_cancel_runs_once_the_old_run_stopped(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    // The first run takes 0.3 s to stop after its SIGTERM; the second finds the marker and
+    // ends at once.
+    let script = "m=marker.$STEWARD_TASK_ID; if [ -f $m ]; then exit 0; fi; touch $m; trap 'sleep 0.3; kill $!; exit 1' TERM; sleep 30 & wait";
+    for _ in 0..3 {
+        let t = app
+            .create(json!({"type": "command", "max_retries": 0, "config": {"program": "sh", "args": ["-c", script]}}))
+            .await;
+        let id = id_of(&t);
+        app.wait_status(&id, "running", 10.0).await;
+        let (status, c) = app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+        assert_eq!(status, 200, "{c}");
+        let (status, r) = app.post_empty(&format!("/api/v1/tasks/{id}/restart")).await;
+        assert_eq!(status, 200, "{r}");
+        assert!(
+            r["status"] == "pending" || r["status"] == "running",
+            "the restarted task, not the cancelled one: {r}"
+        );
+        assert!(
+            r["version"].as_i64() > c["version"].as_i64(),
+            "{c} then {r}"
+        );
+        app.wait_status(&id, "success", 10.0).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, units) = app.get("/api/v1/units").await;
+        let local = units["items"]
+            .as_array()
+            .and_then(|u| u.iter().find(|u| u["id"] == "local"))
+            .cloned()
+            .unwrap_or_default();
+        if local["current_load"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unit's load never came back to zero: {local}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Without tokens, `X-Steward-User` names the caller: the task's `created_by` and the `by` of
 /// what the caller did; with no header both say `api`, for a lone task as for a batch's.

@@ -44,6 +44,19 @@ async fn config_changes_out_of_range_are_refused_and_change_nothing(db: Db) {
     }
     let (_, after) = app.get("/api/v1/system/config").await;
     assert_eq!(before, after);
+    // The units' interpreter is chosen at start-up: said so, not claimed applied.
+    let (status, r) = app
+        .put(
+            "/api/v1/system/config",
+            json!({"python_path": "/usr/bin/python3"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["applied"].clone(), r["restart_required"].clone()),
+        (json!([]), json!(["python_path"])),
+        "{r}"
+    );
     let t = app.create(json!({"type": "noop"})).await;
     app.wait_status(&id_of(&t), "success", 10.0).await;
 }

@@ -18,7 +18,8 @@ pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, String> {
     };
     let lexical =
         normalize(&joined).ok_or_else(|| format!("'{raw}' climbs above the filesystem root"))?;
-    let resolved = resolve_existing_prefix(&lexical);
+    let resolved = resolve_existing_prefix(&lexical, 0)
+        .ok_or_else(|| format!("'{raw}' goes through a loop of symlinks"))?;
     let inside = roots.iter().any(|root| {
         let root = std::fs::canonicalize(root)
             .unwrap_or_else(|_| normalize(&absolute(root)).unwrap_or_default());
@@ -65,11 +66,30 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Canonicalizes the longest existing prefix (following symlinks) and appends the rest.
-fn resolve_existing_prefix(p: &Path) -> PathBuf {
+/// How many symlinks whose target does not exist one path may go through.
+const MAX_DANGLING_HOPS: u32 = 40;
+
+/// Canonicalizes the longest existing prefix (following symlinks) and appends the rest. A
+/// symlink whose target does not exist yet counts as its target (writing through it creates
+/// the target), so it cannot lead out either; `None` for a loop of such links.
+fn resolve_existing_prefix(p: &Path, hops: u32) -> Option<PathBuf> {
     let mut existing = p.to_path_buf();
     let mut rest = Vec::new();
     while !existing.exists() {
+        if let Ok(target) = std::fs::read_link(&existing) {
+            if hops >= MAX_DANGLING_HOPS {
+                return None;
+            }
+            let target = match existing.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+            let mut resolved = resolve_existing_prefix(&normalize(&target)?, hops + 1)?;
+            for name in rest.into_iter().rev() {
+                resolved.push(name);
+            }
+            return Some(resolved);
+        }
         match existing.file_name() {
             Some(name) => {
                 rest.push(name.to_os_string());
@@ -82,7 +102,7 @@ fn resolve_existing_prefix(p: &Path) -> PathBuf {
     for name in rest.into_iter().rev() {
         resolved.push(name);
     }
-    resolved
+    Some(resolved)
 }
 
 #[cfg(test)]
@@ -107,5 +127,20 @@ mod tests {
             confine(&roots, "link/passwd").is_err(),
             "symlinks may not lead out"
         );
+        // A link to a file that does not exist yet: writing through it would create it.
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new.json"), root.join("dang.json"))
+            .unwrap();
+        assert!(confine(&roots, "dang.json").is_err(), "a dangling link out");
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::os::unix::fs::symlink("../kept.json", root.join("sub/rel.json")).unwrap();
+        assert_eq!(
+            confine(&roots, "sub/rel.json").unwrap(),
+            root.join("sub/rel.json"),
+            "a dangling link that stays inside is fine"
+        );
+        std::os::unix::fs::symlink(root.join("loop-b"), root.join("loop-a")).unwrap();
+        std::os::unix::fs::symlink(root.join("loop-a"), root.join("loop-b")).unwrap();
+        assert!(confine(&roots, "loop-a").is_err(), "a loop of links");
     }
 }

@@ -187,8 +187,28 @@ async fn data_processing_refuses_paths_outside_the_data_root_and_unknown_rules(d
                 "validationRules": ["email", "zipcode"]}}),
         )
         .await;
+    // A symlink to a file outside that does not exist yet: writing would create it there.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("new.json"),
+        app.dir.path().join("dang.json"),
+    )
+    .unwrap();
+    let (dangling, dangling_body) = app
+        .post(
+            "/api/v1/tasks",
+            json!({"type": "data_processing", "config": {
+                "inputPath": "in.csv", "outputPath": "dang.json"}}),
+        )
+        .await;
 
     // Assert
+    assert_eq!(
+        (dangling, dangling_body["error"]["field"].as_str()),
+        (400, Some("config.outputPath")),
+        "{dangling_body}"
+    );
+    assert!(!elsewhere.path().join("new.json").exists());
     assert_eq!(outside, 400, "{body}");
     assert!(body.to_string().contains("inputPath"), "{body}");
     assert_eq!(absolute, 400);

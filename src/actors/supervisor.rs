@@ -108,6 +108,17 @@ impl ActiveTasks {
         ids.into_iter().filter(|id| map.contains_key(id)).collect()
     }
 
+    /// Waits (up to `limit`) until the task's current run has ended for good: its outcome
+    /// durable and its unit stopped, having cleaned up after a cancel.
+    pub async fn run_ended(&self, id: TaskId, limit: std::time::Duration) {
+        let Some(addr) = self.get(&id) else {
+            return;
+        };
+        if let Ok(Some(rx)) = addr.send(super::task::WhenRunEnds).await {
+            let _ = tokio::time::timeout(limit, rx).await;
+        }
+    }
+
     /// The hot copy of an active task, if it has an actor.
     pub async fn peek(&self, id: TaskId) -> Option<Task> {
         let addr = self.get(&id)?;

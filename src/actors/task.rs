@@ -33,6 +33,12 @@ pub struct Command {
 #[rtype(result = "Option<Task>")]
 pub struct Snapshot;
 
+/// A receiver that fires when the current run has ended for good: its outcome durable and its
+/// unit stopped (a cancelled unit has cleaned up by then); `None` if that is already so.
+#[derive(Message)]
+#[rtype(result = "Option<tokio::sync::oneshot::Receiver<()>>")]
+pub struct WhenRunEnds;
+
 /// How progress and log writes are coalesced: at most one write per task per interval,
 /// [`FLUSH_INTERVAL`] while few tasks have actors (running or paused), stretched so that
 /// all of them together write about [`FLUSH_RATE`] times a second, up to
@@ -106,6 +112,8 @@ pub struct TaskActor {
     final_committed: bool,
     unit_stopped: bool,
     done: bool,
+    /// Told when the run has ended for good ([`WhenRunEnds`]).
+    run_end_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// (active seconds, progress) when progress was first seen this attempt: the ETA's base.
     eta_origin: Option<(f64, f64)>,
     /// Mean running time of earlier successes of this type: the ETA's history half.
@@ -148,6 +156,7 @@ impl TaskActor {
             final_committed: false,
             unit_stopped: true,
             done: false,
+            run_end_waiters: Vec::new(),
             eta_origin: None,
             typical_secs: None,
             typical_known: false,
@@ -837,6 +846,9 @@ impl TaskActor {
             return;
         };
         self.done = true;
+        for w in self.run_end_waiters.drain(..) {
+            let _ = w.send(());
+        }
         if let Some(h) = self.flush.take() {
             ctx.cancel_future(h);
         }

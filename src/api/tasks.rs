@@ -370,9 +370,20 @@ async fn resume(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRe
     control(state, req, path, TaskCommand::Resume).await
 }
 
+/// `POST /tasks/{id}/cancel`: answered once the unit has stopped the work and cleaned up its
+/// temporary output (or after the kill grace period and a little more, if it says nothing).
 async fn cancel(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    control(state, req, path, TaskCommand::Cancel).await
+    let id = task_id(&path)?;
+    let task = state
+        .command(id, TaskCommand::Cancel, &caller(&req))
+        .await?;
+    let limit = Duration::from_secs_f64(state.shared.config().kill_grace_secs) + CANCEL_SLACK;
+    state.active.run_ended(id, limit).await;
+    Ok(HttpResponse::Ok().json(state.view(task).await?))
 }
+
+/// How long past the kill grace period a cancel waits for its unit.
+const CANCEL_SLACK: Duration = Duration::from_secs(2);
 
 async fn restart(
     state: Data,

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 
 use super::{ConfigError, Control, Job, JobContext, Outcome, TaskHandler, UnitEnv};
 
-/// Longest interval between progress reports.
-const TICK: Duration = Duration::from_millis(100);
+/// The interval between progress reports: SPEC §5 asks for one at least every 100 ms, and a
+/// timer wakes a millisecond or two late, so the step is a little shorter.
+const TICK: Duration = Duration::from_millis(95);
 /// Less than this left to sleep counts as done.
 const DONE_EPSILON_SECS: f64 = 0.001;
 /// The longest sleep accepted: a week.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::{hot, Command, Launch, Snapshot, TaskActor};
+use super::{hot, Command, Launch, Snapshot, TaskActor, WhenRunEnds};
 use crate::actors::scheduler::Ended;
 use crate::actors::units::{self as unitmsg, ReportBody, UnitReport};
 use crate::actors::TaskCommand;
@@ -143,6 +143,18 @@ impl Handler<UnitReport> for TaskActor {
 }
 
 /// The task as readers should see it.
+impl Handler<WhenRunEnds> for TaskActor {
+    type Result = Option<tokio::sync::oneshot::Receiver<()>>;
+    fn handle(&mut self, _: WhenRunEnds, _: &mut Context<Self>) -> Self::Result {
+        if self.done {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.run_end_waiters.push(tx);
+        Some(rx)
+    }
+}
+
 impl Handler<Snapshot> for TaskActor {
     type Result = Option<Task>;
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Option<Task> {

@@ -176,17 +176,43 @@ pub fn live(conn: &mut DbConn) -> Result<Vec<Batch>, StoreError> {
     rows.into_iter().map(Batch::try_from).collect()
 }
 
-/// Per-status counts (and summed progress) of one batch's tasks.
+/// Per-status counts (and summed progress) of one batch's tasks. The counts come from the
+/// `(batch_id, status)` index alone; only tasks whose progress can be anything (running,
+/// paused, failed, cancelled) are read for it, since a pending task's progress is 0 (a new
+/// attempt starts from nothing) and a successful one's is 100. A batch of 10,000 is recounted
+/// many times while it runs, and reading every row for its progress was 13 % of the server's
+/// CPU in W1.
 pub fn counts(conn: &mut DbConn, id: &str) -> Result<Counts, StoreError> {
-    let rows: Vec<(String, i64, Option<f64>)> = on_backend!(conn, c => tasks::table
+    let rows: Vec<(String, i64)> = on_backend!(conn, c => tasks::table
         .filter(tasks::batch_id.eq(id))
         .group_by(tasks::status)
-        .select((tasks::status, count_star(), sum(tasks::progress)))
+        .select((tasks::status, count_star()))
         .load(c))?;
+    let varying = [
+        TaskStatus::Running.as_str(),
+        TaskStatus::Paused.as_str(),
+        TaskStatus::Failed.as_str(),
+        TaskStatus::Cancelled.as_str(),
+    ];
     let mut c = Counts::default();
-    for (status, n, progress) in rows {
+    let mut any_varying = false;
+    for (status, n) in rows {
         let st: TaskStatus = status.parse().map_err(|e| corrupt("task status", e))?;
-        c.add(st, n, progress.unwrap_or(0.0));
+        let known = if st == TaskStatus::Success {
+            100.0 * n as f64
+        } else {
+            0.0
+        };
+        any_varying |= varying.contains(&st.as_str());
+        c.add(st, n, known);
+    }
+    if any_varying {
+        let partial: Option<f64> = on_backend!(conn, c => tasks::table
+            .filter(tasks::batch_id.eq(id))
+            .filter(tasks::status.eq_any(varying))
+            .select(sum(tasks::progress))
+            .first(c))?;
+        c.progress_sum += partial.unwrap_or(0.0);
     }
     Ok(c)
 }

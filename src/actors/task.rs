@@ -900,7 +900,7 @@ impl TaskActor {
             }
         }
         if result.is_some() {
-            task.result = result;
+            task.result = result.and_then(Task::result_object);
         }
         match task.transition(TaskStatus::Success, now, &by, None) {
             Ok(h) => history.push(h),

@@ -320,6 +320,16 @@ impl Task {
         })
     }
 
+    /// A work's result as a task keeps it: an object (SPEC §2: "`result` (object or null)");
+    /// anything else a unit returns (a list, a number, a string) is kept as `{"value": …}`.
+    pub fn result_object(v: Value) -> Option<Value> {
+        match v {
+            Value::Null => None,
+            o @ Value::Object(_) => Some(o),
+            other => Some(serde_json::json!({ "value": other })),
+        }
+    }
+
     /// Bumps the version and `updated_at`: every change goes through here.
     pub fn touch(&mut self, now: Millis) {
         self.version += 1;

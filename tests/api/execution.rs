@@ -65,6 +65,12 @@ echo '@steward {"result": {"rows": 10}}'"#;
     let done = app.wait_status(&id, "success", 10.0).await;
 
     assert_eq!(done["result"], json!({"rows": 10}));
+    // A result that is not an object is kept as {"value": …} (SPEC §2: object or null).
+    let listed = app
+        .create(json!({"type": "command", "config": {"program": "sh", "args": ["-c", "echo '@steward {\"result\": [1, 2]}'"]}}))
+        .await;
+    let listed = app.wait_status(&id_of(&listed), "success", 10.0).await;
+    assert_eq!(listed["result"], json!({"value": [1, 2]}));
     assert_eq!(done["progress"], 100.0);
     assert_eq!(done["stage"], "load");
     assert_eq!(done["checkpoint"], json!({"row": 9}));

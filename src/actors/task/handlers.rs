@@ -115,7 +115,7 @@ impl Handler<UnitReport> for TaskActor {
             }
             ReportBody::Report(Report::Result(v)) => {
                 if let Some(t) = hot(&mut self.task) {
-                    t.result = Some(v);
+                    t.result = Task::result_object(v);
                     t.touch(now_ms());
                 }
                 self.schedule_flush(ctx);

@@ -678,6 +678,12 @@ async fn pause(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRes
     let id = batch_id(&path)?;
     let (b, counts) = load(&state, &id).await?;
     refuse_if_finished(&b, &counts, "paused")?;
+    if b.paused {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            "the batch is already paused",
+        ));
+    }
     set_flags(&state, &id, Some(true), None).await?;
     state
         .scheduler
@@ -699,6 +705,12 @@ async fn resume(state: Data, req: HttpRequest, path: web::Path<String>) -> ApiRe
     let id = batch_id(&path)?;
     let (b, counts) = load(&state, &id).await?;
     refuse_if_finished(&b, &counts, "resumed")?;
+    if !b.paused {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!("a {} batch that is not paused cannot be resumed", b.status),
+        ));
+    }
     set_flags(&state, &id, Some(false), None).await?;
     state
         .commander()

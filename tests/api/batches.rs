@@ -362,6 +362,12 @@ async fn batch_pause_resume_and_cancel(db: Db) {
         (Some("paused"), &json!(true)),
         "{p}"
     );
+    let (again, e) = app.post_empty(&format!("/api/v1/batches/{id}/pause")).await;
+    assert_eq!(
+        (again, e["error"]["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{e}"
+    );
     let paused = wait_batch(&app, &id, "paused").await;
     assert_eq!(paused["counts"]["running"], 0, "{paused}");
     let queued = batch_tasks(&app, &id)
@@ -377,6 +383,14 @@ async fn batch_pause_resume_and_cancel(db: Db) {
     assert_eq!(
         r["status"], "running",
         "the answer says what the resume made it: {r}"
+    );
+    let (again, e) = app
+        .post_empty(&format!("/api/v1/batches/{id}/resume"))
+        .await;
+    assert_eq!(
+        (again, e["error"]["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "a running batch is not paused: {e}"
     );
     wait_batch(&app, &id, "success").await;
 

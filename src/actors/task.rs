@@ -397,6 +397,10 @@ impl TaskActor {
                 Err(e) => format!("unit unreachable: {e}"),
             };
             act.unit_stopped = true;
+            if act.ending.is_some() {
+                // A clean-up start the unit refused: nothing more to wait for.
+                return act.maybe_finalize(ctx);
+            }
             act.fail(format!("the unit could not start the task: {refused}"), ctx);
         }));
     }
@@ -916,15 +920,48 @@ impl TaskActor {
         ctx: &mut Context<Self>,
     ) -> Result<ResponseActFuture<Self, Result<Task, ApiError>>, ApiError> {
         let task = hot(&mut self.task).ok_or_else(ApiError::internal)?;
+        let left_output = task.status == TaskStatus::Paused && task.checkpoint.is_some();
         let h = task.transition(TaskStatus::Cancelled, now_ms(), &by, Some(reason))?;
         self.stop_clock(ctx);
         if let Some(unit) = self.unit.as_ref().filter(|_| !self.unit_stopped) {
             unit.cancel.do_send(unitmsg::Cancel { task_id: self.id });
+        } else if self.unit.is_none() && left_output {
+            // Paused across a server restart: no unit holds the work, but its output from
+            // before the restart is on disk. A unit starts the job from its checkpoint and is
+            // told at once to cancel it, which cleans up as any cancel does.
+            self.unit_stopped = false;
+            self.clean_up_on_a_unit(ctx);
         } else {
             self.unit_stopped = true;
         }
         let end = self.end_with(Ended::Cancelled, vec![h], ctx);
         Ok(Self::answered(end))
+    }
+
+    /// Starts the (cancelled) job on a unit only to cancel it there, so the unit removes what
+    /// its earlier run left; the actor ends when the unit says it stopped, or gives up on it
+    /// after the usual grace (see [`TaskActor::end_with`]).
+    fn clean_up_on_a_unit(&mut self, ctx: &mut Context<Self>) {
+        let labels = self
+            .task
+            .as_ref()
+            .map(|t| t.unit_labels.clone())
+            .unwrap_or_default();
+        let ask = self.scheduler.send(AcquireUnit {
+            id: self.id,
+            labels,
+        });
+        ctx.spawn(ask.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Some(unit)) => {
+                act.unit = Some(unit.clone());
+                act.start_unit(ctx);
+                unit.cancel.do_send(unitmsg::Cancel { task_id: act.id });
+            }
+            _ => {
+                act.unit_stopped = true;
+                act.maybe_finalize(ctx);
+            }
+        }));
     }
 
     fn on_timeout(&mut self, ctx: &mut Context<Self>) {

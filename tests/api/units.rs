@@ -468,3 +468,52 @@ async fn data_processing_survives_kill_9_with_every_valid_row_once() {
         "the run finished before the kill, so nothing was recovered: {logs:?}"
     );
 }
+
+/// A run paused across a server restart (kill -9) still cleans up when it is cancelled: no unit
+/// holds it after the restart, so one starts it from its checkpoint only to cancel it there.
+#[actix_web::test]
+async fn a_run_paused_across_a_restart_removes_its_output_when_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = dir.path().join("steward.db").display().to_string();
+    write_csv(&dir.path().join("big.csv"), 100_000);
+    let mut s = crate::recovery::start(dir.path(), None).await;
+    let t = s
+        .app
+        .create(json!({"type": "data_processing", "config": {
+            "inputPath": "big.csv", "outputPath": "big.jsonl", "batchSize": 100}}))
+        .await;
+    let id = id_of(&t);
+    s.app
+        .wait_until(&id, 30.0, |t| {
+            t["status"] == "running" && t["progress"].as_f64().unwrap_or(0.0) > 0.0
+        })
+        .await;
+    s.app.post_empty(&format!("/api/v1/tasks/{id}/pause")).await;
+    crate::recovery::wait_stored(&store_url, &id, |t| {
+        t.status.as_str() == "paused" && t.checkpoint.is_some()
+    })
+    .await;
+    assert!(dir.path().join("big.jsonl").exists());
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+
+    // Act
+    let mut s = crate::recovery::start(dir.path(), None).await;
+    let before = s.app.task(&id).await;
+    let (status, body) = s
+        .app
+        .post_empty(&format!("/api/v1/tasks/{id}/cancel"))
+        .await;
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+
+    // Assert
+    assert_eq!(before["status"], "paused", "{before}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    assert!(!dir.path().join("big.jsonl").exists());
+    assert!(!dir.path().join("big.rejects.jsonl").exists());
+}

@@ -258,6 +258,8 @@ impl Config {
         positive("db_pool_size", f64::from(self.db_pool_size))?;
         at_most("db_pool_size", f64::from(self.db_pool_size), 1024.0)?;
         positive("max_body_bytes", self.max_body_bytes as f64)?;
+        positive("log_max_bytes", self.log_max_bytes as f64)?;
+        positive("log_max_files", self.log_max_files as f64)?;
         non_negative_secs("default_timeout_secs", self.default_timeout_secs)?;
         non_negative_secs("kill_grace_secs", self.kill_grace_secs)?;
         non_negative_secs("event_retention_secs", self.event_retention_secs)?;

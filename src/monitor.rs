@@ -21,7 +21,7 @@ use crate::resources::Sampler;
 use crate::store::alerts::{self as qa, AlertRow, AlertView};
 use crate::store::tasks as q;
 
-const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const RENOTIFY_CHECK_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Tasks deleted per transaction when pruning.

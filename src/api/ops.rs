@@ -277,9 +277,20 @@ async fn log_line(state: Data, path: web::Path<String>) -> ApiResult<HttpRespons
 }
 
 /// `POST /maintenance/cleanup {"days": N}`: deletes finished tasks older than N days.
-async fn cleanup(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiResult<HttpResponse> {
-    let b = Body::new(body.into_inner())?;
-    let days = b.f64(&["days"])?.unwrap_or(7.0);
+/// `POST /maintenance/cleanup?days=N` (seed 003's form), or `{"days": N}` in the body; the body
+/// is optional, and `days` defaults to 7.
+async fn cleanup(
+    state: Data,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let b = Body::new(super::compat::json_or_empty(&body)?)?;
+    let p = Params(query.into_inner());
+    let days = match p.float("days", 0.0, crate::config::MAX_SECS / 86_400.0)? {
+        Some(d) => d,
+        None => b.f64(&["days"])?.unwrap_or(7.0),
+    };
     if days < 0.0 {
         return Err(ApiError::field(
             "days",
@@ -368,5 +379,7 @@ async fn metrics_history(state: Data) -> HttpResponse {
         .lock()
         .map(|h| h.iter().cloned().collect())
         .unwrap_or_default();
-    HttpResponse::Ok().json(json!({"interval_secs": 10, "items": samples}))
+    HttpResponse::Ok().json(
+        json!({"interval_secs": crate::monitor::SAMPLE_EVERY.as_secs_f64(), "items": samples}),
+    )
 }

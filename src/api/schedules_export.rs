@@ -179,7 +179,12 @@ pub fn seed_entry(s: &Schedule, is_task_entry: &dyn Fn(&str) -> bool) -> SeedEnt
             let members: Vec<Value> = b
                 .get("tasks")
                 .and_then(Value::as_array)
-                .map(|l| l.iter().map(|t| seed_member(t, is_task_entry)).collect())
+                .map(|l| {
+                    l.iter()
+                        .enumerate()
+                        .map(|(i, t)| seed_member(t, i, is_task_entry))
+                        .collect()
+                })
                 .unwrap_or_default();
             o.insert("tasks".into(), json!(members));
             o.insert(
@@ -217,14 +222,20 @@ fn limits(s: &Schedule, o: &mut Map<String, Value>) {
     }
 }
 
-/// One member of a batch template: its key, or the whole task inline.
-fn seed_member(t: &Value, is_task_entry: &dyn Fn(&str) -> bool) -> Value {
-    let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
-    if is_task_entry(key) {
-        return json!(key);
+/// One member (the `i`-th) of a batch template: its key, or the whole task inline (named
+/// `task-<n>` when it has no key: seed 003 names every task, and no other member can refer
+/// to a task without one).
+fn seed_member(t: &Value, i: usize, is_task_entry: &dyn Fn(&str) -> bool) -> Value {
+    let key = t
+        .get("key")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty());
+    if let Some(k) = key.filter(|k| is_task_entry(k)) {
+        return json!(k);
     }
     let mut o = Map::new();
-    o.insert("task_id".into(), json!(key));
+    let name = key.map_or_else(|| format!("task-{}", i + 1), str::to_string);
+    o.insert("task_id".into(), json!(name));
     seed_task(t, &json!({}), &mut o);
     if let Some(deps) = t
         .get("depends_on")

@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const SETTINGS_KEY: &str = "config";
 
 /// Keys read only at start-up: changing them is stored but takes a restart.
-const RESTART_KEYS: [&str; 12] = [
+const RESTART_KEYS: [&str; 17] = [
     "bind",
     "data_dir",
     "database_url",
@@ -37,6 +37,12 @@ const RESTART_KEYS: [&str; 12] = [
     "local_unit_capacity",
     "kill_grace_secs",
     "public_url",
+    // Read once as the server starts: the body limit, the log file, the event pruner.
+    "max_body_bytes",
+    "log_dir",
+    "log_max_bytes",
+    "log_max_files",
+    "event_retention_secs",
     // The units' environment is built once at start-up.
     "python_path",
     "venv_dir",

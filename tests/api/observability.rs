@@ -28,6 +28,7 @@ async fn config_changes_out_of_range_are_refused_and_change_nothing(db: Db) {
         ("priority_ageing_secs", json!(1e20)),
         ("history_retention_days", json!(1e12)),
         ("db_pool_size", json!(100_000)),
+        ("log_max_files", json!(0)),
     ] {
         let (status, e) = app
             .put("/api/v1/system/config", json!({ key: value }))
@@ -57,6 +58,26 @@ async fn config_changes_out_of_range_are_refused_and_change_nothing(db: Db) {
         (json!([]), json!(["python_path"])),
         "{r}"
     );
+    // So is the body limit (actix reads it once).
+    let (_, r) = app
+        .put("/api/v1/system/config", json!({"max_body_bytes": 1000}))
+        .await;
+    assert_eq!(r["restart_required"], json!(["max_body_bytes"]), "{r}");
+    // Seed 003's cleanup takes `days` in the query, with no body.
+    let res = app
+        .client
+        .post(app.url("/api/v1/maintenance/cleanup?days=30"))
+        .send()
+        .await
+        .expect("POST");
+    let (status, cleaned) = body_json(res).await;
+    assert_eq!(
+        (status, cleaned["days"].as_f64()),
+        (200, Some(30.0)),
+        "{cleaned}"
+    );
+    let (_, history) = app.get("/api/v1/metrics/history").await;
+    assert_eq!(history["interval_secs"], 5.0, "{history}");
     let t = app.create(json!({"type": "noop"})).await;
     app.wait_status(&id_of(&t), "success", 10.0).await;
 }

@@ -544,9 +544,15 @@ async fn seed_003_yaml_imports_and_round_trips(db: Db) {
         json!({"name": "by-hand", "trigger": {"type": "manual"}, "task": {"type": "noop"}}),
     )
     .await;
+    create_schedule(
+        &app,
+        json!({"name": "keyless", "trigger": {"type": "manual"},
+               "batch": {"tasks": [{"type": "noop"}, {"type": "noop"}]}}),
+    )
+    .await;
     let (_, before) = app.get("/api/v1/schedules/etl").await;
     let (_, doc) = app.get("/api/v1/schedules/export?format=json").await;
-    for name in ["etl", "by-hand"] {
+    for name in ["etl", "by-hand", "keyless"] {
         let (status, _) = app.delete(&format!("/api/v1/schedules/{name}")).await;
         assert_eq!(status, 204);
     }
@@ -568,6 +574,12 @@ async fn seed_003_yaml_imports_and_round_trips(db: Db) {
         before["batch"]["tasks"][1]["config"]
     );
     assert_eq!(by_hand["enabled"], true, "{by_hand}");
+    let (_, keyless) = app.get("/api/v1/schedules/keyless").await;
+    assert_eq!(
+        keyless["batch"]["tasks"].as_array().map(Vec::len),
+        Some(2),
+        "{keyless}"
+    );
     let (status, r) = app.post_empty("/api/v1/schedules/etl/trigger").await;
     assert!(status < 300, "{r}");
     let needs =

@@ -258,7 +258,7 @@ async fn start_task(
 }
 
 /// A body that may be empty (then `{}`), else a JSON value.
-fn json_or_empty(bytes: &[u8]) -> ApiResult<Value> {
+pub(crate) fn json_or_empty(bytes: &[u8]) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }

@@ -197,6 +197,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .content_type_required(false)
             .error_handler(json_error),
     )
+    // Routes that read raw bytes (YAML imports, seed bodies) take the same limit as JSON.
+    .app_data(web::PayloadConfig::new(max_body))
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
         ApiError::new(ErrorCode::Validation, format!("bad query string: {err}")).into()
     }))
@@ -222,7 +224,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
             .default_service(web::to(no_route))
             .wrap(
                 ErrorHandlers::new()
-                    .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed_body),
+                    .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed_body)
+                    .handler(StatusCode::PAYLOAD_TOO_LARGE, too_large_body),
             ),
     )
     .service(actix_files::Files::new("/", static_dir()).index_file("index.html"))
@@ -301,6 +304,30 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Gives a 413 that actix's byte extractor answered in plain text the JSON error body.
+fn too_large_body<B: MessageBody>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let json = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, _) = res.into_parts();
+    let new = ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "the body is larger than max_body_bytes allows",
+    )
+    .error_response();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }
 
 /// Gives the empty 405 of a `web::resource` (a known path, another method) the JSON error

@@ -64,18 +64,18 @@ pub async fn run(client: &Client, json: bool, cmd: BatchCmd) -> Result<ExitCode,
                 if json {
                     output::json(&batch);
                 } else {
-                    println!("{id}");
+                    outln!("{id}");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             if !json {
-                println!("{id}");
+                outln!("{id}");
             }
             let batch = follow(client, &id, json).await?;
             if json {
                 output::json(&batch);
             } else {
-                println!("{}", summary(&batch));
+                outln!("{}", summary(&batch));
             }
             Ok(if batch["status"] == "success" {
                 ExitCode::SUCCESS
@@ -108,7 +108,7 @@ pub async fn run(client: &Client, json: bool, cmd: BatchCmd) -> Result<ExitCode,
             if json {
                 output::json(&serde_json::json!({"batch": batch, "tasks": tasks}));
             } else {
-                println!("{}\n", describe(&batch));
+                outln!("{}\n", describe(&batch));
                 print_task_table(&tasks);
             }
             Ok(ExitCode::SUCCESS)
@@ -149,7 +149,7 @@ fn summary(b: &Value) -> String {
 fn print_table(page: &Value) {
     let items = page["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no batches");
+        outln!("no batches");
         return;
     }
     let rows: Vec<Vec<String>> = items
@@ -170,7 +170,7 @@ fn print_table(page: &Value) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         output::table(
             &["ID", "NAME", "STATUS", "MODE", "DONE", "PROGRESS", "CREATED"],
@@ -179,7 +179,7 @@ fn print_table(page: &Value) {
     );
     let total = page["total"].as_u64().unwrap_or(0);
     if total > items.len() as u64 {
-        println!("({} of {total}; see --page and --limit)", items.len());
+        outln!("({} of {total}; see --page and --limit)", items.len());
     }
 }
 
@@ -240,7 +240,7 @@ async fn control(
             .await
         {
             Ok(b) if json => output::json(&b),
-            Ok(b) => println!("{}", summary(&b)),
+            Ok(b) => outln!("{}", summary(&b)),
             Err(e) => {
                 eprintln!("error: {id}: {e}");
                 failed = true;

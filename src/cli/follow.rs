@@ -45,7 +45,7 @@ pub async fn print_logs(
             };
             match bar {
                 Some(b) => output::line(b, &text),
-                None => println!("{text}"),
+                None => outln!("{text}"),
             }
         }
         if items.len() < 1000 {

@@ -6,6 +6,37 @@
 //! Exit codes: 0 done; 1 the server refused the request (its message is printed) or could not
 //! be reached; 2 bad usage; 3 the work waited for (`--wait`) ended failed or cancelled.
 
+/// `println!` for what the client prints: a reader that went away (`steward task ls --json |
+/// head`) ends the program quietly, as Unix tools do, instead of a panic on a broken pipe.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes to standard output; a closed pipe ends the program with status 0.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 mod batch;
 mod client;
 mod follow;

@@ -11,7 +11,7 @@ const MAX_CELL: usize = 40;
 
 /// Prints a value as pretty JSON.
 pub fn json(v: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
@@ -127,7 +127,7 @@ pub fn progress_bar(quiet: bool) -> ProgressBar {
 /// Prints a line above the bar, or plainly when the bar is hidden.
 pub fn line(bar: &ProgressBar, text: &str) {
     if bar.is_hidden() {
-        println!("{text}");
+        outln!("{text}");
     } else {
         bar.println(text);
     }

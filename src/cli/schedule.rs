@@ -86,7 +86,7 @@ pub async fn run(client: &Client, json: bool, cmd: ScheduleCmd) -> Result<ExitCo
             if json {
                 output::json(&s);
             } else {
-                println!("{}", describe(&s));
+                outln!("{}", describe(&s));
             }
         }
         ScheduleCmd::Pause { ids } => return control(client, json, "pause", ids).await,
@@ -120,7 +120,7 @@ pub async fn run(client: &Client, json: bool, cmd: ScheduleCmd) -> Result<ExitCo
             if json {
                 output::json(&report);
             } else {
-                println!("{}", import_report(&report));
+                outln!("{}", import_report(&report));
             }
         }
         ScheduleCmd::Export { format, output } => {
@@ -140,9 +140,9 @@ pub async fn run(client: &Client, json: bool, cmd: ScheduleCmd) -> Result<ExitCo
                 }
                 None => {
                     let text = String::from_utf8_lossy(&bytes);
-                    print!("{text}");
+                    out!("{text}");
                     if !text.ends_with('\n') {
-                        println!();
+                        outln!();
                     }
                 }
             }
@@ -190,7 +190,7 @@ fn trigger(s: &Value) -> String {
 fn print_table(page: &Value) {
     let items = page["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no schedules");
+        outln!("no schedules");
         return;
     }
     let rows: Vec<Vec<String>> = items
@@ -211,7 +211,7 @@ fn print_table(page: &Value) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         output::table(
             &[
@@ -262,7 +262,7 @@ async fn control(
             .await
         {
             Ok(v) if json => output::json(&v),
-            Ok(v) => println!("{}", control_line(action, &id, &v)),
+            Ok(v) => outln!("{}", control_line(action, &id, &v)),
             Err(e) => {
                 eprintln!("error: {id}: {e}");
                 failed = true;

@@ -113,7 +113,7 @@ pub async fn run(client: &Client, json: bool, cmd: TaskCmd) -> Result<ExitCode, 
             if json {
                 output::json(&task);
             } else {
-                println!("{}", describe(&task));
+                outln!("{}", describe(&task));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -190,12 +190,12 @@ async fn submit(client: &Client, json: bool, a: SubmitArgs) -> Result<ExitCode, 
         if json {
             output::json(&task);
         } else {
-            println!("{id}");
+            outln!("{id}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     if !json {
-        println!("{id}");
+        outln!("{id}");
     }
     let task = follow(client, &id, json, None).await?;
     finish(&task, json)
@@ -206,7 +206,7 @@ fn finish(task: &Value, json: bool) -> Result<ExitCode, CliError> {
     if json {
         output::json(task);
     } else {
-        println!("{}", summary(task));
+        outln!("{}", summary(task));
     }
     Ok(if task["status"] == "success" {
         ExitCode::SUCCESS
@@ -256,7 +256,7 @@ async fn list(client: &Client, json: bool, a: ListArgs) -> Result<ExitCode, CliE
 pub fn print_task_table(page: &Value) {
     let items = page["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no tasks");
+        outln!("no tasks");
         return;
     }
     let rows: Vec<Vec<String>> = items
@@ -273,7 +273,7 @@ pub fn print_task_table(page: &Value) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         output::table(
             &["ID", "NAME", "TYPE", "STATUS", "PRI", "PROGRESS", "CREATED"],
@@ -282,7 +282,7 @@ pub fn print_task_table(page: &Value) {
     );
     let total = page["total"].as_u64().unwrap_or(0);
     if total > items.len() as u64 {
-        println!("({} of {total}; see --page and --limit)", items.len());
+        outln!("({} of {total}; see --page and --limit)", items.len());
     }
 }
 
@@ -345,7 +345,7 @@ async fn control(
             .await
         {
             Ok(task) if json => output::json(&task),
-            Ok(task) => println!("{}", summary(&task)),
+            Ok(task) => outln!("{}", summary(&task)),
             Err(e) => {
                 eprintln!("error: {id}: {e}");
                 failed = true;

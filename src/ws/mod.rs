@@ -46,7 +46,12 @@ async fn connect(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        crate::error::ApiError::new(
+            crate::error::ErrorCode::Validation,
+            format!("this route takes a WebSocket upgrade: {e}"),
+        )
+    })?;
     let shared = Rc::new(Shared {
         outbox: RefCell::new(Outbox::default()),
         ready: Notify::new(),

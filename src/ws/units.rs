@@ -30,7 +30,12 @@ pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        crate::error::ApiError::new(
+            crate::error::ErrorCode::Validation,
+            format!("this route takes a WebSocket upgrade: {e}"),
+        )
+    })?;
     actix_rt::spawn(run(state, session, stream));
     Ok(response)
 }

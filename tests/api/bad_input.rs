@@ -8,8 +8,39 @@ use crate::helpers::*;
 both_backends!(
     bad_input_gets_clear_errors_and_never_a_500,
     a_wrong_method_on_a_known_path_gets_a_405_error,
-    unknown_alert_levels_and_event_kinds_are_refused
+    unknown_alert_levels_and_event_kinds_are_refused,
+    raw_bodies_and_websocket_routes_answer_the_error_shape
 );
+
+/// A YAML import over `max_body_bytes` is a JSON 413 like any JSON body, and a WebSocket route
+/// asked without the upgrade is a JSON 400.
+async fn raw_bodies_and_websocket_routes_answer_the_error_shape(db: Db) {
+    let Some(app) = spawn_app_with(db, |c| c.max_body_bytes = 2000).await else {
+        return;
+    };
+    let big = format!("tasks:\n{}", "# padding line\n".repeat(300));
+    let res = app
+        .client
+        .post(app.url("/api/v1/schedules/import"))
+        .insert_header(("content-type", "application/yaml"))
+        .send_body(big)
+        .await
+        .expect("POST");
+    let (status, e) = body_json(res).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    for path in ["/api/v1/ws", "/api/v1/units/connect"] {
+        let (status, e) = app.get(path).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("validation_error")),
+            "{path}: {e}"
+        );
+    }
+}
 
 async fn a_wrong_method_on_a_known_path_gets_a_405_error(db: Db) {
     let Some(app) = spawn_app(db).await else {

@@ -20,7 +20,39 @@ both_backends!(
     batch_commands_submit_list_show_and_cancel,
     schedule_commands_import_list_trigger_pause_and_export,
     the_token_flag_authenticates_and_its_absence_is_reported,
+    a_reader_that_goes_away_ends_the_output_quietly,
 );
+
+/// `steward task ls --json | head -c 1`: when the reader has gone, the client stops with
+/// status 0 and no panic, as Unix tools do.
+async fn a_reader_that_goes_away_ends_the_output_quietly(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    for _ in 0..20 {
+        app.create(json!({"type": "noop", "autostart": false}))
+            .await;
+    }
+    let addr = app.addr.clone();
+    let out = actix_web::rt::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+            .args(["task", "ls", "--json", "--server", &addr])
+            .env_remove("STEWARD_TOKEN")
+            .env_remove("STEWARD_SERVER")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the steward binary runs");
+        drop(child.stdout.take()); // the reader goes away before a byte is read
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
 
 struct Run {
     code: i32,

@@ -35,6 +35,15 @@ type Data = web::Data<AppState>;
 
 /// Alert levels, as stored (SPEC §8); `level=` may name one in any case.
 const ALERT_LEVELS: [&str; 4] = ["info", "warning", "error", "critical"];
+/// SPEC §8's alert types.
+const ALERT_TYPES: [&str; 6] = [
+    "resource",
+    "task_failure",
+    "system_error",
+    "performance",
+    "unit_offline",
+    "task_stalled",
+];
 
 async fn alerts(
     state: Data,
@@ -66,9 +75,18 @@ async fn alerts(
             Some(l)
         }
     };
+    let alert_type = match p.str("type") {
+        Some(t) if !ALERT_TYPES.contains(&t) => {
+            return Err(ApiError::field(
+                "type",
+                format!("'{t}' is not one of {}", ALERT_TYPES.join(", ")),
+            ))
+        }
+        t => t.map(String::from),
+    };
     let aq = AlertQuery {
         level,
-        alert_type: p.str("type").map(String::from),
+        alert_type,
         acknowledged,
         offset,
         limit,
@@ -237,6 +255,17 @@ async fn logs(state: Data, query: web::Query<HashMap<String, String>>) -> ApiRes
 /// `POST /logs/search` with the same filters in a JSON body (`page`, `limit` too).
 async fn search_logs(state: Data, body: web::Json<Value>) -> ApiResult<HttpResponse> {
     let b = Body::new(body.into_inner())?;
+    // A filter misspelled or from another system would otherwise be ignored in silence, and
+    // the answer would look like its result.
+    const KNOWN: [&str; 9] = [
+        "level", "task_id", "source", "q", "text", "after", "before", "page", "limit",
+    ];
+    if let Some(k) = b.raw_object().keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::field(
+            k.clone(),
+            format!("is not a search filter (known: {})", KNOWN.join(", ")),
+        ));
+    }
     let page = b.i64(&["page"])?.unwrap_or(1);
     let limit = b.i64(&["limit"])?.unwrap_or(50);
     if page < 1 {

@@ -78,6 +78,16 @@ async fn create(state: Data, req: HttpRequest, body: web::Json<Value>) -> ApiRes
         .json(view))
 }
 
+/// A filter naming a batch or a schedule by id (a UUID): anything else is a 400, not an
+/// empty list.
+fn uuid_filter(p: &Params, key: &str) -> ApiResult<Option<String>> {
+    match p.str(key) {
+        None => Ok(None),
+        Some(v) if v.parse::<uuid::Uuid>().is_ok() => Ok(Some(v.to_string())),
+        Some(v) => Err(ApiError::field(key, format!("'{v}' is not an id"))),
+    }
+}
+
 pub(crate) fn task_query(p: &Params) -> ApiResult<TaskQuery> {
     let (_, limit, offset) = p.page()?;
     let mut statuses = Vec::new();
@@ -119,8 +129,8 @@ pub(crate) fn task_query(p: &Params) -> ApiResult<TaskQuery> {
         statuses,
         task_type: p.str("type").map(String::from),
         tag: p.str("tag").map(String::from),
-        batch_id: p.str("batch_id").map(String::from),
-        schedule_id: p.str("schedule_id").map(String::from),
+        batch_id: uuid_filter(p, "batch_id")?,
+        schedule_id: uuid_filter(p, "schedule_id")?,
         ids,
         text: p.str("q").map(String::from),
         created_after: p.time("created_after")?,

@@ -32,6 +32,26 @@ async fn raw_bodies_and_websocket_routes_answer_the_error_shape(db: Db) {
         (413, Some("payload_too_large")),
         "{e}"
     );
+    for (path, field) in [
+        ("/api/v1/tasks?batch_id=notanid", "batch_id"),
+        ("/api/v1/tasks?schedule_id=notanid", "schedule_id"),
+        ("/api/v1/alerts?type=weather", "type"),
+    ] {
+        let (status, e) = app.get(path).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{path}: {e}"
+        );
+    }
+    let (status, e) = app
+        .post("/api/v1/logs/search", json!({"query": "err"}))
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("query")),
+        "an unknown filter is refused, not ignored: {e}"
+    );
     for path in ["/api/v1/ws", "/api/v1/units/connect"] {
         let (status, e) = app.get(path).await;
         assert_eq!(
